@@ -1,0 +1,5 @@
+"""Adapters to other libraries, installed as ``streamrnn.adapters``.
+
+Each module imports its library lazily: ``streamrnn.adapters.river`` (river estimators),
+``streamrnn.adapters.torch`` (PyTorch weight interop).
+"""

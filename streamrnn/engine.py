@@ -1,0 +1,506 @@
+"""StreamRNN: one recurrent model learning online from one stream by truncated BPTT.
+
+See DESIGN sections 2-5. The model is a few flat arrays (``kernels.layout``); every
+method validates in Python only what it must and hands the arrays to one compiled call.
+"""
+
+import math
+import numbers
+
+import numpy as np
+
+from . import cells
+from ._config import DEFAULT_DTYPE, DTYPES
+from .kernels import layout as L
+from .kernels.tbptt import learn_step, predict_step, refresh_transposed, reset_stream, run_rows
+
+_ERR_NAMES = {L.ERR_X: "x", L.ERR_Y: "y"}
+
+
+def _check_choice(name, value, choices):
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name} must be one of {sorted(choices)}, got {value!r}")
+    return value
+
+
+def _check_int(name, value, low):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    return int(value)
+
+
+def _check_float(name, value, low, high=math.inf, low_open=False, high_open=False):
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+    if ok:
+        ok = (value > low if low_open else value >= low) and (value < high if high_open else value <= high)
+    if not ok:
+        lo = "(" if low_open else "["
+        hi = ")" if high_open else "]"
+        raise ValueError(f"{name} must be a finite number in {lo}{low}, {high}{hi}, got {value!r}")
+    return float(value)
+
+
+def _norm(v):
+    """L2 norm without overflow for huge entries."""
+    v = np.asarray(v, dtype=np.float64)
+    scale = float(np.max(np.abs(v))) if v.size else 0.0
+    if scale == 0.0 or not np.isfinite(scale):
+        return scale
+    return scale * float(np.sqrt(np.sum((v / scale) ** 2)))
+
+
+class StreamRNN:
+    """A recurrent network (Elman, GRU or LSTM) trained online by TBPTT(k1, k2).
+
+    Each ``learn(x, y)`` advances the hidden state by one step and stores the sample in a
+    ring buffer; every ``k1`` steps the model re-runs its last ``k2`` steps from the
+    stored (detached) start state, backpropagates the mean loss of the target steps among
+    the last ``k1``, clips, and updates. ``k1 = k2 = K`` is exactly PyTorch's chunked loop
+    ``out, h = rnn(chunk, h); loss.backward(); opt.step(); h = h.detach()``.
+
+    Parameters
+    ----------
+    cell : {"gru", "lstm", "elman"}
+        The recurrent cell; "elman" is ``nn.RNN`` with tanh.
+    input_size, hidden_size, output_size : int
+        D, H and O.
+    k1 : int
+        Steps between updates.
+    k2 : int or None
+        Steps backpropagated per update (>= k1); None means k1.
+    loss : {"mse", "bce", "ce"}
+        The head: identity with mean squared error, sigmoid with binary log loss, or
+        softmax with cross-entropy (targets are probability vectors, e.g. one-hot).
+        ``predict`` returns the head's output (value, probability, or distribution).
+    optimizer : {"sgd", "adam", "rmsprop"}
+        PyTorch's update formulas; the options below default to PyTorch's defaults.
+    lr : float
+        Learning rate.
+    clip : float or None
+        Clip the gradient to this global L2 norm (``clip_grad_norm_``); None: no clipping.
+    seed : int
+        Seed of the weight init (PyTorch's uniform init bounds).
+    dtype : {"float64", "float32"}
+        Floating point type of weights, state and buffers.
+    momentum, dampening, nesterov, weight_decay : sgd (and rmsprop: momentum, weight_decay)
+    betas, eps : adam (eps also for rmsprop)
+    alpha, centered : rmsprop
+    history : int
+        Keep the last ``history`` per-update records (loss, gradient norm, clipped, weight
+        norm) for plotting; 0 keeps none.
+    ema : float
+        Decay of the running means reported by ``diagnostics()``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import streamrnn as sr
+    >>> m = sr.StreamRNN(cell="gru", input_size=1, hidden_size=8, k1=4, optimizer="adam", lr=0.01)
+    >>> wave = np.sin(np.arange(1000) / 5.0)
+    >>> P = m.run(wave[:-1, None], wave[1:, None])  # predict, then learn, each step
+    >>> print(f"MAE of the last 100 predictions: {np.mean(np.abs(P[-100:, 0] - wave[-100:])):.3f}")
+    MAE of the last 100 predictions: 0.073
+    >>> m.learn([wave[-1]], [np.sin(1000 / 5.0)])
+    >>> m.diagnostics()["updates"]
+    250
+    """
+
+    def __init__(
+        self,
+        cell="gru",
+        input_size=1,
+        hidden_size=32,
+        output_size=1,
+        k1=16,
+        k2=None,
+        loss="mse",
+        optimizer="sgd",
+        lr=0.01,
+        clip=None,
+        seed=0,
+        dtype=DEFAULT_DTYPE,
+        momentum=0.0,
+        dampening=0.0,
+        nesterov=False,
+        weight_decay=0.0,
+        betas=(0.9, 0.999),
+        eps=1e-8,
+        alpha=0.99,
+        centered=False,
+        history=0,
+        ema=0.95,
+    ):
+        self.cell = _check_choice("cell", cell, cells.CELLS)
+        self.input_size = _check_int("input_size", input_size, 1)
+        self.hidden_size = _check_int("hidden_size", hidden_size, 1)
+        self.output_size = _check_int("output_size", output_size, 1)
+        self.k1 = _check_int("k1", k1, 1)
+        self.k2 = self.k1 if k2 is None else _check_int("k2", k2, 1)
+        if self.k2 < self.k1:
+            raise ValueError(f"k2 must be >= k1 (or None), got k1={self.k1}, k2={self.k2}")
+        self.loss = _check_choice("loss", loss, cells.LOSSES)
+        if self.loss == "ce" and self.output_size < 2:
+            raise ValueError(f"loss='ce' needs output_size >= 2, got {self.output_size}")
+        self.optimizer = _check_choice("optimizer", optimizer, cells.OPTIMIZERS)
+        self.lr = _check_float("lr", lr, 0.0)
+        self.clip = None if clip is None else _check_float("clip", clip, 0.0, low_open=True)
+        self.seed = _check_int("seed", seed, 0)
+        self.dtype = _check_choice("dtype", dtype, DTYPES)
+        self.momentum = _check_float("momentum", momentum, 0.0)
+        self.dampening = _check_float("dampening", dampening, 0.0, 1.0)
+        self.nesterov = bool(nesterov)
+        if self.nesterov and (self.momentum <= 0.0 or self.dampening != 0.0):
+            raise ValueError("nesterov=True needs momentum > 0 and dampening = 0 (as in torch.optim.SGD)")
+        self.weight_decay = _check_float("weight_decay", weight_decay, 0.0)
+        if not (isinstance(betas, (tuple, list)) and len(betas) == 2):
+            raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")
+        self.betas = (
+            _check_float("betas[0]", betas[0], 0.0, 1.0, high_open=True),
+            _check_float("betas[1]", betas[1], 0.0, 1.0, high_open=True),
+        )
+        self.eps = _check_float("eps", eps, 0.0)
+        self.alpha = _check_float("alpha", alpha, 0.0, 1.0)
+        self.centered = bool(centered)
+        self.history = _check_int("history", history, 0)
+        self.ema = _check_float("ema", ema, 0.0, 1.0, high_open=True)
+        self._build()
+        rng = np.random.default_rng(self.seed)
+        p0 = cells.init_params(self.cell, self.input_size, self.hidden_size, self.output_size, rng)
+        self._mem[: self._layout.n_params] = p0
+        refresh_transposed(self._meta, self._mem)
+
+    # ------------------------------------------------------------------ construction
+    def _config(self):
+        """The constructor arguments, as stored."""
+        return {
+            "cell": self.cell,
+            "input_size": self.input_size,
+            "hidden_size": self.hidden_size,
+            "output_size": self.output_size,
+            "k1": self.k1,
+            "k2": self.k2,
+            "loss": self.loss,
+            "optimizer": self.optimizer,
+            "lr": self.lr,
+            "clip": self.clip,
+            "seed": self.seed,
+            "dtype": self.dtype,
+            "momentum": self.momentum,
+            "dampening": self.dampening,
+            "nesterov": self.nesterov,
+            "weight_decay": self.weight_decay,
+            "betas": list(self.betas),
+            "eps": self.eps,
+            "alpha": self.alpha,
+            "centered": self.centered,
+            "history": self.history,
+            "ema": self.ema,
+        }
+
+    def _build(self, n_streams=1):
+        """Allocate zeroed arrays for the current configuration."""
+        lay = cells.Layout(
+            self.cell,
+            self.input_size,
+            self.hidden_size,
+            self.output_size,
+            self.k1,
+            self.k2,
+            self.optimizer,
+            self.history,
+        )
+        self._layout = lay
+        self._np_dtype = np.dtype(self.dtype)
+        self._meta = np.zeros(L.META_SIZE, dtype=np.int64)
+        lay.fill_meta(self._meta, self.loss, self.nesterov, self.centered)
+        self._fmeta = np.zeros(L.fmeta_size(self.k2, self.history), dtype=np.float64)
+        f = self._fmeta
+        f[L.LR] = self.lr
+        f[L.MOMENTUM] = self.momentum
+        f[L.DAMPENING] = self.dampening
+        f[L.WEIGHT_DECAY] = self.weight_decay
+        f[L.BETA1], f[L.BETA2] = self.betas
+        f[L.EPS] = self.eps
+        f[L.ALPHA] = self.alpha
+        f[L.CLIP] = 0.0 if self.clip is None else self.clip
+        f[L.EMA] = self.ema
+        f[L.FMAX] = float(np.finfo(self._np_dtype).max)
+        self._mem = np.zeros(lay.mem_size, dtype=self._np_dtype)
+        self._slab = np.zeros((n_streams, lay.row_size), dtype=self._np_dtype)
+        self._counts = np.zeros((n_streams, 1), dtype=np.int64)
+        self._alloc_work()
+
+    def _alloc_work(self):
+        self._work = np.zeros(self._layout.work_size, dtype=self._np_dtype)
+        self._iwork = np.zeros(L.IWORK_SIZE, dtype=np.int64)
+        self._iwork[L.CACHE_SLOT] = -1
+        self._no_target = np.zeros(self.output_size, dtype=self._np_dtype)
+        self._xshape = (self.input_size,)
+
+    # ------------------------------------------------------------------ pickling
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        for name in ("_work", "_iwork", "_no_target"):
+            state.pop(name, None)
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._alloc_work()
+
+    # ------------------------------------------------------------------ input checks
+    def _as_vector(self, value, name, size):
+        """Convert to a contiguous 1-D array of the model dtype, or raise ValueError."""
+        if (
+            type(value) is np.ndarray
+            and value.dtype == self._np_dtype
+            and value.shape == (size,)
+            and value.flags.c_contiguous
+        ):
+            return value
+        if isinstance(value, numbers.Real) and not isinstance(value, bool) and size == 1:
+            return np.array([value], dtype=self._np_dtype)
+        try:
+            arr = np.asarray(value)
+        except Exception as exc:  # ragged lists and the like
+            raise ValueError(f"{name} must be a numeric array of shape ({size},): {exc}") from None
+        if arr.dtype.kind not in "biuf":
+            raise ValueError(f"{name} must be numeric, got an array of dtype {arr.dtype} ({value!r:.80})")
+        if arr.shape != (size,) and not (arr.ndim == 0 and size == 1):
+            raise ValueError(f"{name} must have shape ({size},), got {arr.shape}")
+        with np.errstate(over="ignore"):
+            return np.ascontiguousarray(arr.reshape(size), dtype=self._np_dtype)
+
+    def _raise(self, code, x, y, where=""):
+        i = int(self._iwork[L.ERR_INDEX])
+        if code in (L.ERR_X, L.ERR_Y):
+            name = _ERR_NAMES[code]
+            v = (x if code == L.ERR_X else y)[i]
+            raise ValueError(f"{where}{name}[{i}] is {v} (as {self.dtype}): values must be finite; the sample was rejected")
+        if code == L.ERR_Y_DOMAIN:
+            if self.loss == "bce":
+                raise ValueError(f"{where}y[{i}] is {y[i]}: loss='bce' needs targets in [0, 1]; the sample was rejected")
+            raise ValueError(
+                f"{where}y is {y!r}: loss='ce' needs non-negative targets with a positive sum (a probability "
+                "vector such as one-hot); the sample was rejected"
+            )
+        raise ValueError(
+            f"{where}x made the hidden state non-finite (values too large for {self.dtype}?); the sample was rejected"
+        )
+
+    # ------------------------------------------------------------------ streaming API
+    def predict(self, x):
+        """Return the output for the next step given input ``x``, changing nothing.
+
+        ``x`` has shape (input_size,). The result has shape (output_size,): a value
+        (mse), probabilities (bce) or a distribution (ce).
+        """
+        x = self._as_vector(x, "x", self.input_size)
+        out = np.empty(self.output_size, dtype=self._np_dtype)
+        code = predict_step(self._meta, self._mem, self._slab, 0, self._work, self._iwork, x, out)
+        if code:
+            self._raise(code, x, None)
+        return out
+
+    def learn(self, x, y=None):
+        """Consume one sample: advance the state; at every k1-th step, update the weights.
+
+        ``y`` (shape (output_size,), or a number when output_size is 1) is the target of
+        this step; None means no target (the state still advances). A rejected sample
+        (NaN/inf, wrong shape, non-numeric) raises ValueError and changes nothing.
+        """
+        x = self._as_vector(x, "x", self.input_size)
+        if y is None:
+            code = learn_step(
+                self._meta, self._fmeta, self._mem, self._slab, self._counts, 0,
+                self._work, self._iwork, x, self._no_target, False,
+            )
+        else:
+            y = self._as_vector(y, "y", self.output_size)
+            code = learn_step(
+                self._meta, self._fmeta, self._mem, self._slab, self._counts, 0,
+                self._work, self._iwork, x, y, True,
+            )
+        if code:
+            self._raise(code, x, y)
+
+    def _as_rows(self, values, name, width):
+        try:
+            arr = np.asarray(values)
+        except Exception as exc:
+            raise ValueError(f"{name} must be a numeric array of shape (T, {width}): {exc}") from None
+        if arr.dtype.kind not in "biuf":
+            raise ValueError(f"{name} must be numeric, got an array of dtype {arr.dtype}")
+        if arr.ndim == 1 and width == 1:
+            arr = arr.reshape(-1, 1)
+        if arr.ndim != 2 or arr.shape[1] != width:
+            raise ValueError(f"{name} must have shape (T, {width}), got {arr.shape}")
+        with np.errstate(over="ignore"):
+            arr = np.ascontiguousarray(arr, dtype=self._np_dtype)
+        bad = ~np.isfinite(arr)
+        if bad.any():
+            t, j = np.argwhere(bad)[0]
+            raise ValueError(
+                f"{name}[{t}, {j}] is {arr[t, j]} (as {self.dtype}): values must be finite; nothing was learned"
+            )
+        return arr
+
+    def run(self, X, Y=None, mask=None):
+        """Predict then learn each row of ``X`` in one compiled call; return the predictions.
+
+        Exactly the loop ``P[t] = predict(X[t]); learn(X[t], Y[t] if mask[t] else None)``.
+        ``X`` (T, input_size); ``Y`` (T, output_size) or None; ``mask`` (T,) bool marks the
+        rows that have a target (default: all rows when Y is given). Non-finite values in
+        X or Y raise ValueError before anything is learned.
+        """
+        X = self._as_rows(X, "X", self.input_size)
+        n = X.shape[0]
+        if Y is None:
+            Y = np.zeros((n, self.output_size), dtype=self._np_dtype)
+            mask = np.zeros(n, dtype=np.bool_) if mask is None else mask
+            if np.any(mask):
+                raise ValueError("mask marks rows with targets but Y is None")
+        else:
+            Y = self._as_rows(Y, "Y", self.output_size)
+            if Y.shape[0] != n:
+                raise ValueError(f"Y has {Y.shape[0]} rows but X has {n}")
+        mask = np.ones(n, dtype=np.bool_) if mask is None else np.asarray(mask)
+        if mask.shape != (n,) or mask.dtype != np.bool_:
+            raise ValueError(f"mask must be a bool array of shape ({n},), got {mask.dtype} {mask.shape}")
+        out = np.empty((n, self.output_size), dtype=self._np_dtype)
+        slots = np.zeros(n, dtype=np.int64)
+        resets = np.zeros(n, dtype=np.bool_)
+        done = run_rows(
+            self._meta, self._fmeta, self._mem, self._slab, self._counts,
+            self._work, self._iwork, slots, resets, X, Y, mask, out,
+        )
+        if done < n:
+            self._raise(
+                int(self._iwork[L.ERR_CODE]), X[done], Y[done],
+                where=f"row {done} (rows before it were learned): ",
+            )
+        return out
+
+    def reset_state(self):
+        """Forget the stream: zero the hidden state, the buffer and the step count.
+
+        The weights and the optimizer state are kept.
+        """
+        reset_stream(self._meta, self._slab, self._counts, 0, self._iwork)
+        return self
+
+    # ------------------------------------------------------------------ parameters
+    @property
+    def n_params(self):
+        return self._layout.n_params
+
+    @property
+    def params(self):
+        """The flat parameter vector (read-only view; use ``load_state_dict`` to change it)."""
+        v = self._mem[: self._layout.n_params].view()
+        v.flags.writeable = False
+        return v
+
+    def named_parameters(self):
+        """``{torch name: read-only view}`` into the flat parameter vector."""
+        flat = self.params
+        return {
+            name: flat[sl].reshape(shape)
+            for name, (sl, shape) in cells.param_slices(
+                self.cell, self.input_size, self.hidden_size, self.output_size
+            ).items()
+        }
+
+    def state_dict(self):
+        """Copies of the weights under PyTorch's names (``weight_ih_l0`` ... ``readout.bias``)."""
+        return {name: v.copy() for name, v in self.named_parameters().items()}
+
+    def load_state_dict(self, state_dict):
+        """Set the weights from ``{name: array}`` with exactly the names and shapes of ``state_dict()``.
+
+        Arrays may be numpy arrays or anything ``np.asarray`` takes (CPU torch tensors too).
+        Optimizer moments and the stream state are kept.
+        """
+        slices = cells.param_slices(self.cell, self.input_size, self.hidden_size, self.output_size)
+        missing = set(slices) - set(state_dict)
+        extra = set(state_dict) - set(slices)
+        if missing or extra:
+            raise ValueError(f"state_dict keys differ: missing {sorted(missing)}, unexpected {sorted(extra)}")
+        staged = []
+        for name, (sl, shape) in slices.items():
+            v = state_dict[name]
+            if hasattr(v, "detach"):
+                v = v.detach().cpu().numpy()
+            arr = np.asarray(v)
+            if arr.dtype.kind not in "biuf":
+                raise ValueError(f"state_dict[{name!r}] must be numeric, got dtype {arr.dtype}")
+            if arr.shape != shape:
+                raise ValueError(f"state_dict[{name!r}] must have shape {shape}, got {arr.shape}")
+            arr = arr.astype(self._np_dtype)
+            if not np.all(np.isfinite(arr)):
+                raise ValueError(f"state_dict[{name!r}] has non-finite values")
+            staged.append((sl, arr.ravel()))
+        for sl, arr in staged:
+            self._mem[sl] = arr
+        refresh_transposed(self._meta, self._mem)
+        self._iwork[L.CACHE_VALID] = 0
+        return self
+
+    # ------------------------------------------------------------------ state views
+    @property
+    def steps(self):
+        """Samples learned so far."""
+        return int(self._counts[0, 0])
+
+    @property
+    def hidden(self):
+        """A copy of the carried state: h, or (h, c) for an LSTM."""
+        s = self._slab[0, : self._layout.state_width].copy()
+        if self.cell == "lstm":
+            return s[: self.hidden_size], s[self.hidden_size :]
+        return s
+
+    def diagnostics(self):
+        """Training health: losses, gradient norms, counts and per-lag gradient flow.
+
+        Returns a dict with ``steps``, ``updates``, ``skipped`` (non-finite loss, gradient
+        or update), ``clipped``, ``no_target`` (boundaries with nothing to learn),
+        ``loss`` and ``loss_ema``, ``grad_norm`` (before clipping) and ``grad_norm_ema``,
+        ``weight_norm``, ``lag_grad_norm`` (||dL/dh_{t-k}|| of the last update, k = 0 ..
+        k2-1) and ``lag_grad_norm_ema`` (its running mean), and ``history`` (a dict of
+        arrays, oldest first) when the model keeps one.
+        """
+        m, f, k2 = self._meta, self._fmeta, self.k2
+        out = {
+            "steps": int(m[L.N_STEPS]),
+            "updates": int(m[L.N_UPDATES]),
+            "skipped": int(m[L.N_SKIPPED]),
+            "clipped": int(m[L.N_CLIPPED]),
+            "no_target": int(m[L.N_NO_TARGET]),
+            "loss": float(f[L.LAST_LOSS]),
+            "loss_ema": float(f[L.EMA_LOSS]),
+            "grad_norm": float(f[L.LAST_GNORM]),
+            "grad_norm_ema": float(f[L.EMA_GNORM]),
+            "weight_norm": _norm(self.params),
+            "lag_grad_norm": f[L.F_LAGS : L.F_LAGS + k2].copy(),
+            "lag_grad_norm_ema": f[L.F_LAGS + k2 : L.F_LAGS + 2 * k2].copy(),
+        }
+        if self.history:
+            n = int(m[L.HIST_COUNT])
+            recs = f[L.F_LAGS + 2 * k2 :].reshape(self.history, L.HIST_WIDTH)
+            order = (np.arange(n) + (int(m[L.HIST_POS]) - n)) % self.history
+            recs = recs[order]
+            out["history"] = {
+                "loss": recs[:, 0].copy(),
+                "grad_norm": recs[:, 1].copy(),
+                "clipped": recs[:, 2].astype(bool),
+                "weight_norm": recs[:, 3].copy(),
+            }
+        return out
+
+    def __repr__(self):
+        return (
+            f"StreamRNN(cell={self.cell!r}, input_size={self.input_size}, hidden_size={self.hidden_size}, "
+            f"output_size={self.output_size}, k1={self.k1}, k2={self.k2}, loss={self.loss!r}, "
+            f"optimizer={self.optimizer!r}, lr={self.lr}, clip={self.clip}, dtype={self.dtype!r})"
+        )

@@ -1,0 +1,199 @@
+"""Optimizers and gradient clipping with PyTorch's update formulas.
+
+Dimension letter: P, the number of parameters. Each update runs twice over the
+parameters: once to check that every new value would be finite, and once to write;
+both passes evaluate the same expressions, so a skipped update leaves the parameters and
+the moments exactly as they were.
+
+Moment vectors in ``mem`` after the parameters (P each):
+SGD ``momentum_buffer``;  Adam ``exp_avg | exp_avg_sq``;
+RMSprop ``square_avg | momentum_buffer | grad_avg``.
+"""
+
+import math
+
+from .._config import jit
+from .layout import (
+    ADAM,
+    ALPHA,
+    BETA1,
+    BETA2,
+    CENTERED,
+    DAMPENING,
+    EPS,
+    FMAX,
+    LR,
+    MOMENTUM,
+    NESTEROV,
+    OFF_GRAD,
+    OFF_MOM,
+    OPT,
+    OPT_STEP,
+    P,
+    SGD,
+    WEIGHT_DECAY,
+)
+
+N_MOMENTS = (1, 2, 3)  # SGD, ADAM, RMSPROP
+
+
+@jit
+def clip_coefficient(gnorm, max_norm):
+    """``torch.nn.utils.clip_grad_norm_``'s factor: min(1, max_norm / (gnorm + 1e-6))."""
+    coef = max_norm / (gnorm + 1e-6)
+    if coef > 1.0:
+        return 1.0
+    return coef
+
+
+@jit
+def _ok(v, fmax):
+    """True if v is finite and fits the model dtype (so storing it cannot make inf)."""
+    return abs(v) <= fmax
+
+
+@jit
+def _lerp(a, b, w):
+    """torch.lerp(a, b, w) as its CPU kernel evaluates it."""
+    if abs(w) < 0.5:
+        return a + w * (b - a)
+    return b - (b - a) * (1.0 - w)
+
+
+@jit
+def _sgd(meta, fmeta, mem, commit):
+    n = meta[P]
+    fmax = fmeta[FMAX]
+    g0 = meta[OFF_GRAD]
+    m0 = meta[OFF_MOM]
+    lr = fmeta[LR]
+    mu = fmeta[MOMENTUM]
+    damp = fmeta[DAMPENING]
+    wd = fmeta[WEIGHT_DECAY]
+    nesterov = meta[NESTEROV] != 0
+    first = meta[OPT_STEP] == 0
+    for i in range(n):
+        p = float(mem[i])
+        g = float(mem[g0 + i])
+        if wd != 0.0:
+            g = g + wd * p
+        if mu != 0.0:
+            if first:
+                b = g
+            else:
+                b = float(mem[m0 + i]) * mu + (1.0 - damp) * g
+            if nesterov:
+                g = g + mu * b
+            else:
+                g = b
+            if commit:
+                mem[m0 + i] = b
+            elif not _ok(b, fmax):
+                return False
+        p = p + (-lr) * g
+        if commit:
+            mem[i] = p
+        elif not _ok(p, fmax):
+            return False
+    return True
+
+
+@jit
+def _adam(meta, fmeta, mem, commit):
+    n = meta[P]
+    fmax = fmeta[FMAX]
+    g0 = meta[OFF_GRAD]
+    m0 = meta[OFF_MOM]
+    v0 = m0 + n
+    lr = fmeta[LR]
+    b1 = fmeta[BETA1]
+    b2 = fmeta[BETA2]
+    eps = fmeta[EPS]
+    wd = fmeta[WEIGHT_DECAY]
+    t = float(meta[OPT_STEP] + 1)
+    step_size = lr / (1.0 - b1**t)
+    bc2_sqrt = (1.0 - b2**t) ** 0.5
+    for i in range(n):
+        p = float(mem[i])
+        g = float(mem[g0 + i])
+        if wd != 0.0:
+            g = g + wd * p
+        m = _lerp(float(mem[m0 + i]), g, 1.0 - b1)
+        v = float(mem[v0 + i]) * b2 + (1.0 - b2) * (g * g)
+        p = p + (-step_size) * (m / (math.sqrt(v) / bc2_sqrt + eps))
+        if commit:
+            mem[m0 + i] = m
+            mem[v0 + i] = v
+            mem[i] = p
+        elif not (_ok(m, fmax) and _ok(v, fmax) and _ok(p, fmax)):
+            return False
+    return True
+
+
+@jit
+def _rmsprop(meta, fmeta, mem, commit):
+    n = meta[P]
+    fmax = fmeta[FMAX]
+    g0 = meta[OFF_GRAD]
+    sq0 = meta[OFF_MOM]
+    buf0 = sq0 + n
+    ga0 = buf0 + n
+    lr = fmeta[LR]
+    alpha = fmeta[ALPHA]
+    eps = fmeta[EPS]
+    wd = fmeta[WEIGHT_DECAY]
+    mu = fmeta[MOMENTUM]
+    centered = meta[CENTERED] != 0
+    for i in range(n):
+        p = float(mem[i])
+        g = float(mem[g0 + i])
+        if wd != 0.0:
+            g = g + wd * p
+        sq = float(mem[sq0 + i]) * alpha + (1.0 - alpha) * (g * g)
+        ga = 0.0
+        if centered:
+            ga = _lerp(float(mem[ga0 + i]), g, 1.0 - alpha)
+            avg = math.sqrt(sq + (-1.0) * (ga * ga)) + eps
+        else:
+            avg = math.sqrt(sq) + eps
+        b = 0.0
+        if mu > 0.0:
+            b = float(mem[buf0 + i]) * mu + g / avg
+            p = p + (-lr) * b
+        else:
+            p = p + (-lr) * (g / avg)
+        if commit:
+            mem[sq0 + i] = sq
+            mem[buf0 + i] = b
+            mem[ga0 + i] = ga
+            mem[i] = p
+        elif not (_ok(sq, fmax) and _ok(b, fmax) and _ok(ga, fmax) and _ok(p, fmax)):
+            return False
+    return True
+
+
+@jit
+def optimizer_step(meta, fmeta, mem):
+    """Apply one optimizer step to ``mem``'s parameters if every new value is finite.
+
+    Shapes: mem (MEM_SIZE,) holding params (P) | moments | grad (P).
+    Math: torch.optim.SGD / Adam / RMSprop single-tensor updates (see module docstring).
+    Writes: params and moments in mem, meta[OPT_STEP] (only when the step is applied).
+    Returns: True if applied, False if skipped (nothing written).
+    """
+    opt = meta[OPT]
+    if opt == SGD:
+        ok = _sgd(meta, fmeta, mem, False)
+        if ok:
+            _sgd(meta, fmeta, mem, True)
+    elif opt == ADAM:
+        ok = _adam(meta, fmeta, mem, False)
+        if ok:
+            _adam(meta, fmeta, mem, True)
+    else:
+        ok = _rmsprop(meta, fmeta, mem, False)
+        if ok:
+            _rmsprop(meta, fmeta, mem, True)
+    if ok:
+        meta[OPT_STEP] += 1
+    return ok

@@ -1,0 +1,395 @@
+"""Streaming truncated backpropagation through time: predict, learn, update and run.
+
+Dimension letters: D input, H hidden, O outputs, S state width, A cached activations per
+step, K1 steps between updates, K2 steps per window, M stored window start states.
+
+The model is the set of arrays described in ``layout``. A stream is one row of ``slab``
+plus its step count in ``counts``; ``StreamRNN`` has one row, ``KeyedStreamRNN`` one per
+key, and both run these same functions.
+
+Math (DESIGN section 2): every K1 steps of a stream, re-run its last T = min(K2, count)
+steps from the stored start state with the current weights, take the mean loss over the
+target-bearing steps among the last min(K1, T), backpropagate through the T steps,
+clip by global norm, and update. The start state is a constant (the detach); the
+stream's carried state is the one computed as samples arrived.
+"""
+
+import math
+
+from .._config import jit
+from . import layout as L
+from .elman import elman_backward_step, elman_forward_step
+from .gru import gru_backward_step, gru_forward_step
+from .linalg import first_nonfinite, sum_squares, transpose_into
+from .losses import (
+    head_output,
+    loss_and_grad,
+    readout_backward,
+    readout_forward,
+    target_domain_error,
+)
+from .lstm import lstm_backward_step, lstm_forward_step
+from .optim import clip_coefficient, optimizer_step
+
+
+@jit
+def readout_offset(meta):
+    """Offset of ``readout.weight`` in the flat parameter vector."""
+    gh = meta[L.G] * meta[L.H]
+    return gh * (meta[L.D] + meta[L.H]) + 2 * gh
+
+
+@jit
+def refresh_transposed(meta, mem):
+    """Rebuild ``wt``, the column-major copies of ``weight_ih_l0`` and ``weight_hh_l0``.
+
+    Writes: mem[OFF_WT : OFF_WT + G*H*(D+H)].
+    """
+    gh = meta[L.G] * meta[L.H]
+    d = meta[L.D]
+    h = meta[L.H]
+    w0 = meta[L.OFF_WT]
+    transpose_into(mem[: gh * d], gh, d, mem[w0 : w0 + gh * d])
+    transpose_into(mem[gh * d : gh * (d + h)], gh, h, mem[w0 + gh * d : w0 + gh * (d + h)])
+
+
+@jit
+def cell_forward(meta, mem, x, s, s_out, act, gi, gh):
+    """One step of the configured cell: s_out = f(s, x); act gets what backward needs."""
+    cell = meta[L.CELL]
+    d = meta[L.D]
+    h = meta[L.H]
+    wt = mem[meta[L.OFF_WT] : meta[L.MEM_SIZE]]
+    if cell == L.GRU:
+        gru_forward_step(mem, wt, d, h, x, s, s_out, act, gi, gh)
+    elif cell == L.LSTM:
+        lstm_forward_step(mem, wt, d, h, x, s, s_out, act, gi)
+    else:
+        elman_forward_step(mem, wt, d, h, x, s, s_out, gi)
+
+
+@jit
+def cell_backward(meta, mem, x, s, s_next, act, ds_next, ds, gi, gh):
+    """Backward through one step of the configured cell; ds = dL/ds, grad accumulated."""
+    cell = meta[L.CELL]
+    d = meta[L.D]
+    h = meta[L.H]
+    g0 = meta[L.OFF_GRAD]
+    grad = mem[g0 : g0 + meta[L.P]]
+    if cell == L.GRU:
+        gru_backward_step(mem, grad, d, h, x, s, act, ds_next, ds, gi, gh)
+    elif cell == L.LSTM:
+        lstm_backward_step(mem, grad, d, h, x, s, act, ds_next, ds, gi)
+    else:
+        elman_backward_step(mem, grad, d, h, x, s, s_next, ds_next, ds, gi)
+
+
+@jit
+def predict_step(meta, mem, slab, slot, work, iwork, x, out):
+    """Output for the next step of stream ``slot``, without changing the model.
+
+    Shapes: slab (n, ROW_SIZE); x (D,); out (O,).
+    Math: out = head(W_o f(s, x) + b_o).
+    Writes: out; the predict cache in work/iwork (so a following learn with the same x
+    does not recompute the step).
+    Returns: OK, ERR_X (iwork[ERR_INDEX] = bad index) or ERR_STATE.
+    """
+    d = meta[L.D]
+    s_w = meta[L.S]
+    h = meta[L.H]
+    a_w = meta[L.A]
+    gh_w = meta[L.G] * h
+    bad = first_nonfinite(x, d)
+    if bad >= 0:
+        iwork[L.ERR_INDEX] = bad
+        return L.ERR_X
+    row = slab[slot]
+    cs = work[meta[L.W_CACHE_S] : meta[L.W_CACHE_S] + s_w]
+    ca = work[meta[L.W_CACHE_A] : meta[L.W_CACHE_A] + a_w]
+    gi = work[meta[L.W_GI] : meta[L.W_GI] + gh_w]
+    gh = work[meta[L.W_GH] : meta[L.W_GH] + gh_w]
+    iwork[L.CACHE_VALID] = 0
+    cell_forward(meta, mem, x, row[:s_w], cs, ca, gi, gh)
+    if first_nonfinite(cs, s_w) >= 0:
+        return L.ERR_STATE
+    cx = work[meta[L.W_CACHE_X] : meta[L.W_CACHE_X] + d]
+    for i in range(d):
+        cx[i] = x[i]
+    iwork[L.CACHE_VALID] = 1
+    iwork[L.CACHE_SLOT] = slot
+    o_w = meta[L.O]
+    logits = work[meta[L.W_LOGITS] : meta[L.W_LOGITS] + o_w]
+    readout_forward(mem, readout_offset(meta), h, o_w, cs[:h], logits)
+    head_output(meta[L.LOSS], logits, o_w, out)
+    return L.OK
+
+
+@jit
+def learn_step(meta, fmeta, mem, slab, counts, slot, work, iwork, x, y, has_y):
+    """Consume one sample on stream ``slot``; at its K1-th step run a TBPTT update.
+
+    Shapes: slab (n, ROW_SIZE); counts (n, 1); x (D,); y (O,) (ignored if not has_y).
+    Math: s <- f(s, x); the ring buffer keeps x, y and the target flag; see ``tbptt_update``.
+    Writes: slab[slot], counts[slot], and at a boundary mem, meta counters and fmeta stats.
+    Returns: OK, or ERR_X / ERR_Y / ERR_Y_DOMAIN / ERR_STATE before anything is written.
+    """
+    d = meta[L.D]
+    o_w = meta[L.O]
+    s_w = meta[L.S]
+    k1 = meta[L.K1]
+    k2 = meta[L.K2]
+    bad = first_nonfinite(x, d)
+    if bad >= 0:
+        iwork[L.ERR_INDEX] = bad
+        return L.ERR_X
+    if has_y:
+        bad = first_nonfinite(y, o_w)
+        if bad >= 0:
+            iwork[L.ERR_INDEX] = bad
+            return L.ERR_Y
+        bad = target_domain_error(meta[L.LOSS], y, o_w)
+        if bad >= 0:
+            iwork[L.ERR_INDEX] = bad
+            return L.ERR_Y_DOMAIN
+    row = slab[slot]
+    cs = work[meta[L.W_CACHE_S] : meta[L.W_CACHE_S] + s_w]
+    hit = iwork[L.CACHE_VALID] == 1 and iwork[L.CACHE_SLOT] == slot
+    if hit:
+        cx = work[meta[L.W_CACHE_X] : meta[L.W_CACHE_X] + d]
+        for i in range(d):
+            if cx[i] != x[i]:
+                hit = False
+                break
+    if not hit:
+        gh_w = meta[L.G] * meta[L.H]
+        ca = work[meta[L.W_CACHE_A] : meta[L.W_CACHE_A] + meta[L.A]]
+        gi = work[meta[L.W_GI] : meta[L.W_GI] + gh_w]
+        gh = work[meta[L.W_GH] : meta[L.W_GH] + gh_w]
+        cell_forward(meta, mem, x, row[:s_w], cs, ca, gi, gh)
+        if first_nonfinite(cs, s_w) >= 0:
+            iwork[L.CACHE_VALID] = 0
+            return L.ERR_STATE
+    # ---- nothing has been written before this line ----
+    iwork[L.CACHE_VALID] = 0
+    count = counts[slot, 0]
+    pos = count % k2
+    xo = meta[L.ROW_XS] + pos * d
+    for i in range(d):
+        row[xo + i] = x[i]
+    yo = meta[L.ROW_YS] + pos * o_w
+    for o in range(o_w):
+        row[yo + o] = y[o] if has_y else 0.0
+    row[meta[L.ROW_MASK] + pos] = 1.0 if has_y else 0.0
+    for i in range(s_w):
+        row[i] = cs[i]
+    count += 1
+    counts[slot, 0] = count
+    meta[L.N_STEPS] += 1
+    if count % k1 == 0:
+        tbptt_update(meta, fmeta, mem, row, count, work)
+    if (count + k2) % k1 == 0:
+        j = ((count + k2) // k1) % meta[L.M]
+        so = meta[L.ROW_START] + j * s_w
+        for i in range(s_w):
+            row[so + i] = row[i]
+    return L.OK
+
+
+@jit
+def tbptt_update(meta, fmeta, mem, row, count, work):
+    """TBPTT over the last T = min(K2, count) steps of one stream, then one update.
+
+    Shapes: row (ROW_SIZE,); work (W_SIZE,).
+    Math: states[0] = stored start state; states[t+1] = f(states[t], x_t) with the current
+    weights; loss = mean of the per-step losses of target steps among the last min(K1, T);
+    gradients flow back through every step of the window; lags[k] = ||dL/dh_{T-1-k}||.
+    Writes: the gradient, then (if finite) params, moments, wt; meta counters; fmeta stats.
+    """
+    d = meta[L.D]
+    h = meta[L.H]
+    o_w = meta[L.O]
+    s_w = meta[L.S]
+    a_w = meta[L.A]
+    k1 = meta[L.K1]
+    k2 = meta[L.K2]
+    n_p = meta[L.P]
+    loss = meta[L.LOSS]
+    gh_w = meta[L.G] * h
+    t_w = min(k2, count)
+    first_loss_step = t_w - min(k1, t_w)
+    start = count - t_w
+    mask0 = meta[L.ROW_MASK]
+    n_tgt = 0
+    for t in range(first_loss_step, t_w):
+        if row[mask0 + (start + t) % k2] != 0.0:
+            n_tgt += 1
+    if n_tgt == 0:
+        meta[L.N_NO_TARGET] += 1
+        return
+    states = work[meta[L.W_STATES] : meta[L.W_STATES] + (k2 + 1) * s_w]
+    acts = work[meta[L.W_ACTS] : meta[L.W_ACTS] + k2 * a_w]
+    logits = work[meta[L.W_LOGITS] : meta[L.W_LOGITS] + k2 * o_w]
+    dlogits = work[meta[L.W_DLOGITS] : meta[L.W_DLOGITS] + k2 * o_w]
+    gi = work[meta[L.W_GI] : meta[L.W_GI] + gh_w]
+    gh = work[meta[L.W_GH] : meta[L.W_GH] + gh_w]
+    so = meta[L.ROW_START] + ((count // k1) % meta[L.M]) * s_w
+    for i in range(s_w):
+        states[i] = row[so + i]
+    xs0 = meta[L.ROW_XS]
+    ys0 = meta[L.ROW_YS]
+    for t in range(t_w):
+        p = (start + t) % k2
+        cell_forward(
+            meta,
+            mem,
+            row[xs0 + p * d : xs0 + (p + 1) * d],
+            states[t * s_w : (t + 1) * s_w],
+            states[(t + 1) * s_w : (t + 2) * s_w],
+            acts[t * a_w : (t + 1) * a_w],
+            gi,
+            gh,
+        )
+    g0 = meta[L.OFF_GRAD]
+    for i in range(n_p):
+        mem[g0 + i] = 0.0
+    off_ro = readout_offset(meta)
+    scale = 1.0 / n_tgt
+    total = 0.0
+    for t in range(first_loss_step, t_w):
+        p = (start + t) % k2
+        if row[mask0 + p] != 0.0:
+            lg = logits[t * o_w : (t + 1) * o_w]
+            readout_forward(mem, off_ro, h, o_w, states[(t + 1) * s_w : (t + 1) * s_w + h], lg)
+            total += loss_and_grad(
+                loss, lg, row[ys0 + p * o_w : ys0 + (p + 1) * o_w], o_w, scale, dlogits[t * o_w : (t + 1) * o_w]
+            )
+    loss_value = total / n_tgt
+    ds = work[meta[L.W_DS] : meta[L.W_DS] + s_w]
+    ds_prev = work[meta[L.W_DS2] : meta[L.W_DS2] + s_w]
+    for i in range(s_w):
+        ds[i] = 0.0
+    lags = fmeta[L.F_LAGS : L.F_LAGS + k2]
+    grad = mem[g0 : g0 + n_p]
+    for t in range(t_w - 1, -1, -1):
+        p = (start + t) % k2
+        s_next = states[(t + 1) * s_w : (t + 2) * s_w]
+        if t >= first_loss_step and row[mask0 + p] != 0.0:
+            readout_backward(mem, grad, off_ro, h, o_w, s_next[:h], dlogits[t * o_w : (t + 1) * o_w], ds[:h])
+        lags[t_w - 1 - t] = math.sqrt(sum_squares(ds, h))
+        cell_backward(
+            meta,
+            mem,
+            row[xs0 + p * d : xs0 + (p + 1) * d],
+            states[t * s_w : (t + 1) * s_w],
+            s_next,
+            acts[t * a_w : (t + 1) * a_w],
+            ds,
+            ds_prev,
+            gi,
+            gh,
+        )
+        ds, ds_prev = ds_prev, ds
+    for k in range(t_w, k2):
+        lags[k] = 0.0
+    gnorm = math.sqrt(sum_squares(grad, n_p))
+    finish_update(meta, fmeta, mem, loss_value, gnorm, t_w)
+
+
+@jit
+def finish_update(meta, fmeta, mem, loss_value, gnorm, t_w):
+    """Skip a non-finite update, else clip, step the optimizer and record statistics.
+
+    Writes: mem (params, moments, wt), meta counters, fmeta statistics and history.
+    """
+    fmeta[L.LAST_LOSS] = loss_value
+    fmeta[L.LAST_GNORM] = gnorm
+    clipped = 0.0
+    applied = math.isfinite(loss_value) and math.isfinite(gnorm)
+    if applied:
+        clip = fmeta[L.CLIP]
+        if clip > 0.0:
+            coef = clip_coefficient(gnorm, clip)
+            if coef < 1.0:
+                g0 = meta[L.OFF_GRAD]
+                for i in range(meta[L.P]):
+                    mem[g0 + i] = mem[g0 + i] * coef
+                clipped = 1.0
+        applied = optimizer_step(meta, fmeta, mem)
+    if not applied:
+        meta[L.N_SKIPPED] += 1
+        _record(meta, fmeta, loss_value, gnorm, 0.0, fmeta[L.WNORM])
+        return
+    if clipped > 0.0:
+        meta[L.N_CLIPPED] += 1
+    refresh_transposed(meta, mem)
+    decay = fmeta[L.EMA]
+    first = meta[L.N_UPDATES] == 0
+    k2 = meta[L.K2]
+    lags = L.F_LAGS
+    lag_means = L.F_LAGS + k2
+    if first:
+        fmeta[L.EMA_LOSS] = loss_value
+        fmeta[L.EMA_GNORM] = gnorm
+        for k in range(t_w):
+            fmeta[lag_means + k] = fmeta[lags + k]
+    else:
+        fmeta[L.EMA_LOSS] = decay * fmeta[L.EMA_LOSS] + (1.0 - decay) * loss_value
+        fmeta[L.EMA_GNORM] = decay * fmeta[L.EMA_GNORM] + (1.0 - decay) * gnorm
+        for k in range(t_w):
+            fmeta[lag_means + k] = decay * fmeta[lag_means + k] + (1.0 - decay) * fmeta[lags + k]
+    fmeta[L.PREV_WNORM] = fmeta[L.WNORM]
+    fmeta[L.WNORM] = math.sqrt(sum_squares(mem, meta[L.P]))
+    meta[L.N_UPDATES] += 1
+    _record(meta, fmeta, loss_value, gnorm, clipped, fmeta[L.WNORM])
+
+
+@jit
+def _record(meta, fmeta, loss_value, gnorm, clipped, wnorm):
+    """Append one record to the history ring, if it is on."""
+    cap = meta[L.HIST]
+    if cap <= 0:
+        return
+    base = L.F_LAGS + 2 * meta[L.K2] + L.HIST_WIDTH * meta[L.HIST_POS]
+    fmeta[base] = loss_value
+    fmeta[base + 1] = gnorm
+    fmeta[base + 2] = clipped
+    fmeta[base + 3] = wnorm
+    meta[L.HIST_POS] = (meta[L.HIST_POS] + 1) % cap
+    if meta[L.HIST_COUNT] < cap:
+        meta[L.HIST_COUNT] += 1
+
+
+@jit
+def reset_stream(meta, slab, counts, slot, iwork):
+    """Zero stream ``slot``: state, start states, buffer and step count."""
+    row = slab[slot]
+    for i in range(row.shape[0]):
+        row[i] = 0.0
+    counts[slot, 0] = 0
+    if iwork[L.CACHE_SLOT] == slot:
+        iwork[L.CACHE_VALID] = 0
+
+
+@jit
+def run_rows(meta, fmeta, mem, slab, counts, work, iwork, slots, resets, xs, ys, mask, out):
+    """Prequential loop: for each row t, predict on stream slots[t], then learn.
+
+    Shapes: slots (T,) int64; resets (T,) bool (zero the stream first); xs (T, D);
+            ys (T, O); mask (T,) bool (row has a target); out (T, O).
+    Math: exactly predict_step then learn_step per row.
+    Writes: out and the model, as the loop would.
+    Returns: the number of rows processed; fewer than T means row `returned` failed with
+    the code in iwork[ERR_CODE] and left the model as it was before that row.
+    """
+    n = xs.shape[0]
+    for t in range(n):
+        slot = slots[t]
+        if resets[t]:
+            reset_stream(meta, slab, counts, slot, iwork)
+        code = predict_step(meta, mem, slab, slot, work, iwork, xs[t], out[t])
+        if code == L.OK:
+            code = learn_step(meta, fmeta, mem, slab, counts, slot, work, iwork, xs[t], ys[t], mask[t])
+        if code != L.OK:
+            iwork[L.ERR_CODE] = code
+            return t
+    return n

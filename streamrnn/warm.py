@@ -1,0 +1,27 @@
+"""Compile every kernel once, on tiny inputs."""
+
+import numpy as np
+
+
+def warmup(verbose=False):
+    """Compile (or load from numba's cache) every kernel for float64 and float32.
+
+    Call it at start-up to move compilation out of the first prediction. Returns the
+    number of models exercised.
+    """
+    from .engine import StreamRNN
+
+    n = 0
+    for dtype in ("float64", "float32"):
+        m = StreamRNN(cell="gru", input_size=2, hidden_size=2, output_size=1, k1=2, dtype=dtype)
+        x = np.zeros(2, dtype=dtype)
+        y = np.zeros(1, dtype=dtype)
+        m.predict(x)
+        m.learn(x, y)
+        m.learn(x)
+        m.run(np.zeros((2, 2), dtype=dtype), np.zeros((2, 1), dtype=dtype))
+        m.reset_state()
+        n += 1
+        if verbose:
+            print(f"warmup: {dtype} ready")
+    return n
