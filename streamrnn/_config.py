@@ -5,11 +5,22 @@ assume that NaN and inf never occur, and the NaN guards in the kernels would sil
 become no-ops. ``contract`` only allows fused multiply-add, which keeps every result
 deterministic for a given machine and build.
 
+Kernel cache
+------------
+Kernels are compiled with ``cache=True``. numba keys a cached function on the source of
+the file that defines it, but not on the files of the functions it calls, so editing
+``gru.py`` alone would leave a stale compiled ``tbptt.learn_step`` behind. For functions
+defined in ``streamrnn/kernels`` the cache is keyed instead on a fingerprint of every
+kernel source file and this one (through numba's cache-locator hook; if a numba version
+lacks the hook, its default behaviour applies).
+
 Environment switches
 --------------------
 ``STREAMRNN_NO_CACHE=1`` disables numba's on-disk cache (useful when debugging kernels).
 """
 
+import functools
+import hashlib
 import os
 
 import numba
@@ -19,6 +30,9 @@ DTYPES = ("float64", "float32")
 
 FASTMATH = frozenset({"contract"})
 CACHE = os.environ.get("STREAMRNN_NO_CACHE", "") not in ("1", "true", "yes")
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+_KERNELS = os.path.join(_HERE, "kernels")
 
 
 def jit(func):
@@ -30,3 +44,62 @@ def jit(func):
         nogil=True,
         boundscheck=False,
     )(func)
+
+
+def _kernel_files():
+    names = sorted(n for n in os.listdir(_KERNELS) if n.endswith(".py"))
+    return [os.path.join(_KERNELS, n) for n in names] + [os.path.abspath(__file__)]
+
+
+@functools.lru_cache(maxsize=8)
+def _fingerprint(stamps):
+    h = hashlib.sha256()
+    for path, _, _ in stamps:
+        h.update(os.path.basename(path).encode())
+        with open(path, "rb") as f:
+            h.update(f.read())
+    return h.digest()
+
+
+def kernels_fingerprint():
+    """sha256 over the source of every kernel module and this one."""
+    stamps = []
+    for path in _kernel_files():
+        st = os.stat(path)
+        stamps.append((path, st.st_mtime_ns, st.st_size))
+    return _fingerprint(tuple(stamps))
+
+
+def _install_cache_locators():
+    try:
+        from numba.core import caching
+
+        impl = caching.CacheImpl
+        bases = (caching.InTreeCacheLocator, caching.UserWideCacheLocator)
+        impl._locator_classes  # noqa: B018 (probe for the hook)
+    except (ImportError, AttributeError):
+        return
+    if getattr(impl, "_streamrnn_locators", False):
+        return
+    made = []
+    for base in bases:
+
+        class KernelLocator(base):
+            """``base``, for streamrnn kernels only, stamped with the kernels' fingerprint."""
+
+            @classmethod
+            def from_function(cls, py_func, py_file):
+                if os.path.dirname(os.path.abspath(py_file)) != _KERNELS:
+                    return None
+                return super().from_function(py_func, py_file)
+
+            def get_source_stamp(self):
+                return kernels_fingerprint()
+
+        made.append(KernelLocator)
+    impl._locator_classes[0:0] = made
+    impl._streamrnn_locators = True
+
+
+if CACHE:
+    _install_cache_locators()

@@ -144,6 +144,9 @@ class Layout:
             L.W_CACHE_X: self.input_size,
             L.W_CACHE_S: s,
             L.W_CACHE_A: a,
+            L.W_XW: k2 * self.input_size,
+            L.W_DGI: gh * k2,
+            L.W_DGH: gh * k2,
         }
 
     @property

@@ -234,6 +234,7 @@ class StreamRNN:
         self._work = np.zeros(self._layout.work_size, dtype=self._np_dtype)
         self._iwork = np.zeros(L.IWORK_SIZE, dtype=np.int64)
         self._iwork[L.CACHE_SLOT] = -1
+        self._iwork[L.WIN_SLOT] = -1
         self._no_target = np.zeros(self.output_size, dtype=self._np_dtype)
         self._xshape = (self.input_size,)
 
@@ -444,6 +445,7 @@ class StreamRNN:
             self._mem[sl] = arr
         refresh_transposed(self._meta, self._mem)
         self._iwork[L.CACHE_VALID] = 0
+        self._iwork[L.WIN_SLOT] = -1
         return self
 
     # ------------------------------------------------------------------ state views

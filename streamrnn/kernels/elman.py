@@ -6,10 +6,9 @@ Parameter block (PyTorch ``nn.RNN`` order, flat, from offset 0):
 ``wt`` holds the same two matrices column-major: ``w_ih^T (D*H) | w_hh^T (H*H)``.
 """
 
-import math
-
 from .._config import jit
-from .linalg import backward_rows, gemv_colmajor_add, outer_add
+from .linalg import gemv_colmajor_add, gemv_rowmajor_t_add
+from .special import tanh
 
 
 @jit
@@ -21,31 +20,27 @@ def elman_forward_step(params, wt, D, H, x, h, h_out, z):
     Writes: h_out, z (the pre-activation).
     """
     o_bih = H * D + H * H
-    o_bhh = o_bih + H
+    b_ih = params[o_bih : o_bih + H]
+    b_hh = params[o_bih + H : o_bih + 2 * H]
     for i in range(H):
-        z[i] = params[o_bih + i] + params[o_bhh + i]
+        z[i] = b_ih[i] + b_hh[i]
     gemv_colmajor_add(wt[: H * D], H, D, x, z)
     gemv_colmajor_add(wt[H * D : H * D + H * H], H, H, h, z)
     for i in range(H):
-        h_out[i] = math.tanh(z[i])
+        h_out[i] = tanh(z[i])
 
 
 @jit
-def elman_backward_step(params, grad, D, H, x, h, h_next, dh_next, dh, dz):
-    """Backward through one Elman step.
+def elman_backward_step(params, D, H, h_next, dh_next, dh, dz):
+    """Backward through one Elman step, up to the weight gradients.
 
-    Shapes: params, grad (P,); x (D,); h, h_next, dh_next, dh, dz (H,).
-    Math: dz = dh' * (1 - h'^2);  dW_ih += dz x^T;  dW_hh += dz h^T;  db_ih += dz;
-          db_hh += dz;  dh = W_hh^T dz.
-    Writes: grad (accumulated), dh (overwritten), dz (scratch).
+    Shapes: params (P,); h_next, dh_next, dh, dz (H,).
+    Math: dz = dh' * (1 - h'^2) (the gradient of both biases; dW_ih += dz x^T and
+          dW_hh += dz h^T are accumulated over the window by the caller);  dh = W_hh^T dz.
+    Writes: dz, dh (overwritten).
     """
-    o_hh = H * D
-    o_bih = o_hh + H * H
-    o_bhh = o_bih + H
     for i in range(H):
         dz[i] = dh_next[i] * (1.0 - h_next[i] * h_next[i])
-        grad[o_bih + i] += dz[i]
-        grad[o_bhh + i] += dz[i]
         dh[i] = 0.0
-    outer_add(grad[:o_hh], H, D, dz, x)
-    backward_rows(params[o_hh:o_bih], grad[o_hh:o_bih], H, H, dz, h, dh)
+    o_hh = H * D
+    gemv_rowmajor_t_add(params[o_hh : o_hh + H * H], H, H, dz, dh)

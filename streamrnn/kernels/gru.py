@@ -7,10 +7,9 @@ Parameter block (flat, from offset 0):
 Cached activations per step (A = 4H): ``r | z | n | W_hn h + b_hn``.
 """
 
-import math
-
 from .._config import jit
-from .linalg import backward_rows, gemv_colmajor_add, outer_add, sigmoid
+from .linalg import gemv_colmajor_add, gemv_rowmajor_t_add
+from .special import sigmoid, tanh
 
 
 @jit
@@ -26,56 +25,55 @@ def gru_forward_step(params, wt, D, H, x, h, h_out, act, gi, gh):
     G3 = 3 * H
     o_bih = G3 * D + G3 * H
     o_bhh = o_bih + G3
+    b_ih = params[o_bih : o_bih + G3]
+    b_hh = params[o_bhh : o_bhh + G3]
     for i in range(G3):
-        gi[i] = params[o_bih + i]
-        gh[i] = params[o_bhh + i]
+        gi[i] = b_ih[i]
+        gh[i] = b_hh[i]
     gemv_colmajor_add(wt[: G3 * D], G3, D, x, gi)
     gemv_colmajor_add(wt[G3 * D : G3 * (D + H)], G3, H, h, gh)
+    # gate views, indexed by the loop variable only (see linalg), one loop per gate
+    gi_r, gi_z, gi_n = gi[:H], gi[H : 2 * H], gi[2 * H : G3]
+    gh_r, gh_z, gh_n = gh[:H], gh[H : 2 * H], gh[2 * H : G3]
+    r, z, n, ghn = act[:H], act[H : 2 * H], act[2 * H : G3], act[G3 : 4 * H]
     for k in range(H):
-        r = sigmoid(gi[k] + gh[k])
-        z = sigmoid(gi[H + k] + gh[H + k])
-        ghn = gh[2 * H + k]
-        n = math.tanh(gi[2 * H + k] + r * ghn)
-        act[k] = r
-        act[H + k] = z
-        act[2 * H + k] = n
-        act[3 * H + k] = ghn
-        h_out[k] = (1.0 - z) * n + z * h[k]
+        r[k] = sigmoid(gi_r[k] + gh_r[k])
+    for k in range(H):
+        z[k] = sigmoid(gi_z[k] + gh_z[k])
+    for k in range(H):
+        ghn[k] = gh_n[k]
+        n[k] = tanh(gi_n[k] + r[k] * gh_n[k])
+    for k in range(H):
+        h_out[k] = (1.0 - z[k]) * n[k] + z[k] * h[k]
 
 
 @jit
-def gru_backward_step(params, grad, D, H, x, h, act, dh_next, dh, dgi, dgh):
-    """Backward through one GRU step.
+def gru_backward_step(params, D, H, h, act, dh_next, dh, dgi, dgh):
+    """Backward through one GRU step, up to the weight gradients.
 
-    Shapes: params, grad (P,); x (D,); h, dh_next, dh (H,); act (4H,); dgi, dgh (3H,).
-    Math: dn = dh' (1 - z);  dz = dh' (h - n);  dh = dh' z + W_hh^T dgh, with
-          da_n = dn (1 - n^2);  da_r = da_n ghn r (1 - r);  da_z = dz z (1 - z);
-          dgi = [da_r, da_z, da_n];  dgh = [da_r, da_z, da_n r];
-          dW_ih += dgi x^T;  dW_hh += dgh h^T;  db_ih += dgi;  db_hh += dgh.
-    Writes: grad (accumulated), dh (overwritten), dgi, dgh.
+    Shapes: params (P,); h, dh_next, dh (H,); act (4H,); dgi, dgh (3H,).
+    Math: da_n = dh' (1 - z)(1 - n^2);  da_z = dh' (h - n) z (1 - z);
+          da_r = da_n ghn r (1 - r);  dgi = [da_r, da_z, da_n];  dgh = [da_r, da_z, da_n r];
+          dh = dh' z + W_hh^T dgh. (dgi and dgh are the gradients of the two input and
+          hidden pre-activations: dW_ih += dgi x^T, dW_hh += dgh h^T, db_ih += dgi,
+          db_hh += dgh, accumulated over the window by the caller.)
+    Writes: dgi, dgh, dh (overwritten).
     """
     G3 = 3 * H
-    o_hh = G3 * D
-    o_bih = o_hh + G3 * H
-    o_bhh = o_bih + G3
+    r, z, n, ghn = act[:H], act[H : 2 * H], act[2 * H : G3], act[G3 : 4 * H]
+    dgi_r, dgi_z, dgi_n = dgi[:H], dgi[H : 2 * H], dgi[2 * H : G3]
+    dgh_r, dgh_z, dgh_n = dgh[:H], dgh[H : 2 * H], dgh[2 * H : G3]
     for k in range(H):
-        r = act[k]
-        z = act[H + k]
-        n = act[2 * H + k]
-        ghn = act[3 * H + k]
         d = dh_next[k]
-        da_n = d * (1.0 - z) * (1.0 - n * n)
-        da_z = d * (h[k] - n) * z * (1.0 - z)
-        da_r = da_n * ghn * r * (1.0 - r)
-        dgi[k] = da_r
-        dgi[H + k] = da_z
-        dgi[2 * H + k] = da_n
-        dgh[k] = da_r
-        dgh[H + k] = da_z
-        dgh[2 * H + k] = da_n * r
-        dh[k] = d * z
-    for i in range(G3):
-        grad[o_bih + i] += dgi[i]
-        grad[o_bhh + i] += dgh[i]
-    outer_add(grad[:o_hh], G3, D, dgi, x)
-    backward_rows(params[o_hh:o_bih], grad[o_hh:o_bih], G3, H, dgh, h, dh)
+        da_n = d * (1.0 - z[k]) * (1.0 - n[k] * n[k])
+        da_z = d * (h[k] - n[k]) * z[k] * (1.0 - z[k])
+        da_r = da_n * ghn[k] * r[k] * (1.0 - r[k])
+        dgi_r[k] = da_r
+        dgi_z[k] = da_z
+        dgi_n[k] = da_n
+        dgh_r[k] = da_r
+        dgh_z[k] = da_z
+        dgh_n[k] = da_n * r[k]
+        dh[k] = d * z[k]
+    o_hh = G3 * D
+    gemv_rowmajor_t_add(params[o_hh : o_hh + G3 * H], G3, H, dgh, dh)

@@ -88,7 +88,11 @@ N_STEPS = 42  # samples learned, over all streams
 HIST_POS = 43  # next history slot
 HIST_COUNT = 44  # history records written (saturates at HIST)
 N_NO_TARGET = 45  # boundaries with no target among the last k1 steps
-META_SIZE = 46
+# ---- meta: more offsets into work ----
+W_XW = 46  # (K2, D) the window's inputs, in time order
+W_DGI = 47  # (K2, G*H) gradients of the input pre-activations, one row per step
+W_DGH = 48  # (K2, G*H) gradients of the hidden pre-activations (GRU; others reuse W_DGI)
+META_SIZE = 49
 
 # ---- fmeta (float64): hyper-parameters ----
 LR = 0
@@ -106,7 +110,7 @@ LAST_LOSS = 10
 EMA_LOSS = 11
 LAST_GNORM = 12  # gradient norm before clipping
 EMA_GNORM = 13
-WNORM = 14  # parameter norm after the last update
+WNORM = 14  # parameter norm after the last update (kept only when HIST > 0)
 PREV_WNORM = 15
 FMAX = 16  # largest finite value of the model dtype (np.finfo(dtype).max)
 F_LAGS = 17  # K2 values: ||dL/dh_{t-k}|| of the last update; then K2 running means
@@ -117,7 +121,13 @@ CACHE_VALID = 0
 CACHE_SLOT = 1
 ERR_INDEX = 2
 ERR_CODE = 3
-IWORK_SIZE = 4
+# the forward of the current window, recorded as samples arrive (k1 == k2 only), so an
+# update can skip the re-run: valid while WIN_SLOT is the learning stream, WIN_LEN its
+# steps so far, and WIN_VERSION == meta[N_UPDATES] (weights unchanged since)
+WIN_SLOT = 4
+WIN_LEN = 5
+WIN_VERSION = 6
+IWORK_SIZE = 7
 
 
 def fmeta_size(k2, hist):

@@ -13,7 +13,7 @@ import math
 
 from .._config import jit
 from .layout import BCE, CE, MSE
-from .linalg import sigmoid
+from .special import sigmoid
 
 
 @jit

@@ -7,10 +7,9 @@ i | f | g | o. Parameter block (flat, from offset 0):
 Cached activations per step (A = 5H): ``i | f | g | o | tanh(c')``.
 """
 
-import math
-
 from .._config import jit
-from .linalg import backward_rows, gemv_colmajor_add, outer_add, sigmoid
+from .linalg import gemv_colmajor_add, gemv_rowmajor_t_add
+from .special import sigmoid, tanh
 
 
 @jit
@@ -26,57 +25,55 @@ def lstm_forward_step(params, wt, D, H, x, s, s_out, act, a):
     G4 = 4 * H
     o_bih = G4 * D + G4 * H
     o_bhh = o_bih + G4
+    b_ih = params[o_bih : o_bih + G4]
+    b_hh = params[o_bhh : o_bhh + G4]
     for j in range(G4):
-        a[j] = params[o_bih + j] + params[o_bhh + j]
+        a[j] = b_ih[j] + b_hh[j]
     gemv_colmajor_add(wt[: G4 * D], G4, D, x, a)
     gemv_colmajor_add(wt[G4 * D : G4 * (D + H)], G4, H, s[:H], a)
+    # gate views, indexed by the loop variable only (see linalg)
+    ig, fg, gg, og, tc = act[:H], act[H : 2 * H], act[2 * H : 3 * H], act[3 * H : G4], act[G4 : 5 * H]
+    a_i, a_f, a_g, a_o = a[:H], a[H : 2 * H], a[2 * H : 3 * H], a[3 * H : G4]
+    c_prev, h_new, c_new = s[H : 2 * H], s_out[:H], s_out[H : 2 * H]
     for k in range(H):
-        i = sigmoid(a[k])
-        f = sigmoid(a[H + k])
-        g = math.tanh(a[2 * H + k])
-        o = sigmoid(a[3 * H + k])
-        c = f * s[H + k] + i * g
-        tc = math.tanh(c)
-        act[k] = i
-        act[H + k] = f
-        act[2 * H + k] = g
-        act[3 * H + k] = o
-        act[4 * H + k] = tc
-        s_out[k] = o * tc
-        s_out[H + k] = c
+        ig[k] = sigmoid(a_i[k])
+    for k in range(H):
+        fg[k] = sigmoid(a_f[k])
+    for k in range(H):
+        gg[k] = tanh(a_g[k])
+    for k in range(H):
+        og[k] = sigmoid(a_o[k])
+    for k in range(H):
+        c_new[k] = fg[k] * c_prev[k] + ig[k] * gg[k]
+    for k in range(H):
+        tc[k] = tanh(c_new[k])
+    for k in range(H):
+        h_new[k] = og[k] * tc[k]
 
 
 @jit
-def lstm_backward_step(params, grad, D, H, x, s, act, ds_next, ds, da):
-    """Backward through one LSTM step.
+def lstm_backward_step(params, D, H, s, act, ds_next, ds, da):
+    """Backward through one LSTM step, up to the weight gradients.
 
-    Shapes: params, grad (P,); x (D,); s, ds_next, ds (2H,) as h | c; act (5H,);
-            da (4H,) scratch.
-    Math: dc = dc' + dh' o (1 - tanh(c')^2);  do = dh' tanh(c');  di = dc g;  dg = dc i;
-          df = dc c;  dc_prev = dc f;  da = [di i(1-i), df f(1-f), dg (1-g^2), do o(1-o)];
-          dW_ih += da x^T;  dW_hh += da h^T;  db_ih += da;  db_hh += da;  dh = W_hh^T da.
-    Writes: grad (accumulated), ds (overwritten), da.
+    Shapes: params (P,); s, ds_next, ds (2H,) as h | c; act (5H,); da (4H,).
+    Math: dc = dc' + dh' o (1 - tanh(c')^2);  da = [dc g i(1-i), dc c f(1-f), dc i (1-g^2),
+          dh' tanh(c') o(1-o)];  dc_prev = dc f;  dh = W_hh^T da. (da is the gradient of
+          both pre-activations: dW_ih += da x^T, dW_hh += da h^T, db_ih = db_hh += da,
+          accumulated over the window by the caller.)
+    Writes: da, ds (overwritten).
     """
     G4 = 4 * H
-    o_hh = G4 * D
-    o_bih = o_hh + G4 * H
-    o_bhh = o_bih + G4
+    ig, fg, gg, og, tc = act[:H], act[H : 2 * H], act[2 * H : 3 * H], act[3 * H : G4], act[G4 : 5 * H]
+    da_i, da_f, da_g, da_o = da[:H], da[H : 2 * H], da[2 * H : 3 * H], da[3 * H : G4]
+    dh_next, dc_next, c_prev = ds_next[:H], ds_next[H : 2 * H], s[H : 2 * H]
+    dh, dc_prev = ds[:H], ds[H : 2 * H]
     for k in range(H):
-        i = act[k]
-        f = act[H + k]
-        g = act[2 * H + k]
-        o = act[3 * H + k]
-        tc = act[4 * H + k]
-        dh_k = ds_next[k]
-        dc = ds_next[H + k] + dh_k * o * (1.0 - tc * tc)
-        da[k] = dc * g * i * (1.0 - i)
-        da[H + k] = dc * s[H + k] * f * (1.0 - f)
-        da[2 * H + k] = dc * i * (1.0 - g * g)
-        da[3 * H + k] = dh_k * tc * o * (1.0 - o)
-        ds[H + k] = dc * f
-        ds[k] = 0.0
-    for j in range(G4):
-        grad[o_bih + j] += da[j]
-        grad[o_bhh + j] += da[j]
-    outer_add(grad[:o_hh], G4, D, da, x)
-    backward_rows(params[o_hh:o_bih], grad[o_hh:o_bih], G4, H, da, s[:H], ds[:H])
+        dc = dc_next[k] + dh_next[k] * og[k] * (1.0 - tc[k] * tc[k])
+        da_i[k] = dc * gg[k] * ig[k] * (1.0 - ig[k])
+        da_f[k] = dc * c_prev[k] * fg[k] * (1.0 - fg[k])
+        da_g[k] = dc * ig[k] * (1.0 - gg[k] * gg[k])
+        da_o[k] = dh_next[k] * tc[k] * og[k] * (1.0 - og[k])
+        dc_prev[k] = dc * fg[k]
+        dh[k] = 0.0
+    o_hh = G4 * D
+    gemv_rowmajor_t_add(params[o_hh : o_hh + G4 * H], G4, H, da, dh)

@@ -1,9 +1,9 @@
 """Optimizers and gradient clipping with PyTorch's update formulas.
 
 Dimension letter: P, the number of parameters. Each update runs twice over the
-parameters: once to check that every new value would be finite, and once to write;
-both passes evaluate the same expressions, so a skipped update leaves the parameters and
-the moments exactly as they were.
+parameters: once to count new values that would not be finite (no early exit, so the
+pass vectorises), and once to write; both passes evaluate the same expressions, so a
+skipped update leaves the parameters and the moments exactly as they were.
 
 Moment vectors in ``mem`` after the parameters (P each):
 SGD ``momentum_buffer``;  Adam ``exp_avg | exp_avg_sq``;
@@ -47,9 +47,9 @@ def clip_coefficient(gnorm, max_norm):
 
 
 @jit
-def _ok(v, fmax):
-    """True if v is finite and fits the model dtype (so storing it cannot make inf)."""
-    return abs(v) <= fmax
+def _bad(v, fmax):
+    """1 unless v is finite and fits the model dtype (so storing it cannot make inf)."""
+    return 0 if abs(v) <= fmax else 1
 
 
 @jit
@@ -64,47 +64,50 @@ def _lerp(a, b, w):
 def _sgd(meta, fmeta, mem, commit):
     n = meta[P]
     fmax = fmeta[FMAX]
-    g0 = meta[OFF_GRAD]
-    m0 = meta[OFF_MOM]
+    params = mem[:n]
+    grad = mem[meta[OFF_GRAD] : meta[OFF_GRAD] + n]
+    buf = mem[meta[OFF_MOM] : meta[OFF_MOM] + n]
     lr = fmeta[LR]
     mu = fmeta[MOMENTUM]
     damp = fmeta[DAMPENING]
     wd = fmeta[WEIGHT_DECAY]
     nesterov = meta[NESTEROV] != 0
     first = meta[OPT_STEP] == 0
+    bad = 0
     for i in range(n):
-        p = float(mem[i])
-        g = float(mem[g0 + i])
+        p = float(params[i])
+        g = float(grad[i])
         if wd != 0.0:
             g = g + wd * p
         if mu != 0.0:
             if first:
                 b = g
             else:
-                b = float(mem[m0 + i]) * mu + (1.0 - damp) * g
+                b = float(buf[i]) * mu + (1.0 - damp) * g
             if nesterov:
                 g = g + mu * b
             else:
                 g = b
             if commit:
-                mem[m0 + i] = b
-            elif not _ok(b, fmax):
-                return False
+                buf[i] = b
+            else:
+                bad += _bad(b, fmax)
         p = p + (-lr) * g
         if commit:
-            mem[i] = p
-        elif not _ok(p, fmax):
-            return False
-    return True
+            params[i] = p
+        else:
+            bad += _bad(p, fmax)
+    return bad == 0
 
 
 @jit
 def _adam(meta, fmeta, mem, commit):
     n = meta[P]
     fmax = fmeta[FMAX]
-    g0 = meta[OFF_GRAD]
-    m0 = meta[OFF_MOM]
-    v0 = m0 + n
+    params = mem[:n]
+    grad = mem[meta[OFF_GRAD] : meta[OFF_GRAD] + n]
+    exp_avg = mem[meta[OFF_MOM] : meta[OFF_MOM] + n]
+    exp_avg_sq = mem[meta[OFF_MOM] + n : meta[OFF_MOM] + 2 * n]
     lr = fmeta[LR]
     b1 = fmeta[BETA1]
     b2 = fmeta[BETA2]
@@ -113,63 +116,67 @@ def _adam(meta, fmeta, mem, commit):
     t = float(meta[OPT_STEP] + 1)
     step_size = lr / (1.0 - b1**t)
     bc2_sqrt = (1.0 - b2**t) ** 0.5
+    bad = 0
     for i in range(n):
-        p = float(mem[i])
-        g = float(mem[g0 + i])
+        p = float(params[i])
+        g = float(grad[i])
         if wd != 0.0:
             g = g + wd * p
-        m = _lerp(float(mem[m0 + i]), g, 1.0 - b1)
-        v = float(mem[v0 + i]) * b2 + (1.0 - b2) * (g * g)
+        m = _lerp(float(exp_avg[i]), g, 1.0 - b1)
+        v = float(exp_avg_sq[i]) * b2 + (1.0 - b2) * (g * g)
         p = p + (-step_size) * (m / (math.sqrt(v) / bc2_sqrt + eps))
         if commit:
-            mem[m0 + i] = m
-            mem[v0 + i] = v
-            mem[i] = p
-        elif not (_ok(m, fmax) and _ok(v, fmax) and _ok(p, fmax)):
-            return False
-    return True
+            exp_avg[i] = m
+            exp_avg_sq[i] = v
+            params[i] = p
+        else:
+            bad += _bad(m, fmax) + _bad(v, fmax) + _bad(p, fmax)
+    return bad == 0
 
 
 @jit
 def _rmsprop(meta, fmeta, mem, commit):
     n = meta[P]
     fmax = fmeta[FMAX]
-    g0 = meta[OFF_GRAD]
-    sq0 = meta[OFF_MOM]
-    buf0 = sq0 + n
-    ga0 = buf0 + n
+    params = mem[:n]
+    grad = mem[meta[OFF_GRAD] : meta[OFF_GRAD] + n]
+    m0 = meta[OFF_MOM]
+    square_avg = mem[m0 : m0 + n]
+    buf = mem[m0 + n : m0 + 2 * n]
+    grad_avg = mem[m0 + 2 * n : m0 + 3 * n]
     lr = fmeta[LR]
     alpha = fmeta[ALPHA]
     eps = fmeta[EPS]
     wd = fmeta[WEIGHT_DECAY]
     mu = fmeta[MOMENTUM]
     centered = meta[CENTERED] != 0
+    bad = 0
     for i in range(n):
-        p = float(mem[i])
-        g = float(mem[g0 + i])
+        p = float(params[i])
+        g = float(grad[i])
         if wd != 0.0:
             g = g + wd * p
-        sq = float(mem[sq0 + i]) * alpha + (1.0 - alpha) * (g * g)
+        sq = float(square_avg[i]) * alpha + (1.0 - alpha) * (g * g)
         ga = 0.0
         if centered:
-            ga = _lerp(float(mem[ga0 + i]), g, 1.0 - alpha)
+            ga = _lerp(float(grad_avg[i]), g, 1.0 - alpha)
             avg = math.sqrt(sq + (-1.0) * (ga * ga)) + eps
         else:
             avg = math.sqrt(sq) + eps
         b = 0.0
         if mu > 0.0:
-            b = float(mem[buf0 + i]) * mu + g / avg
+            b = float(buf[i]) * mu + g / avg
             p = p + (-lr) * b
         else:
             p = p + (-lr) * (g / avg)
         if commit:
-            mem[sq0 + i] = sq
-            mem[buf0 + i] = b
-            mem[ga0 + i] = ga
-            mem[i] = p
-        elif not (_ok(sq, fmax) and _ok(b, fmax) and _ok(ga, fmax) and _ok(p, fmax)):
-            return False
-    return True
+            square_avg[i] = sq
+            buf[i] = b
+            grad_avg[i] = ga
+            params[i] = p
+        else:
+            bad += _bad(sq, fmax) + _bad(b, fmax) + _bad(ga, fmax) + _bad(p, fmax)
+    return bad == 0
 
 
 @jit

@@ -20,7 +20,7 @@ from .._config import jit
 from . import layout as L
 from .elman import elman_backward_step, elman_forward_step
 from .gru import gru_backward_step, gru_forward_step
-from .linalg import first_nonfinite, sum_squares, transpose_into
+from .linalg import column_sums_add, first_nonfinite, gemm_tn_add, sum_squares, transpose_into
 from .losses import (
     head_output,
     loss_and_grad,
@@ -69,19 +69,49 @@ def cell_forward(meta, mem, x, s, s_out, act, gi, gh):
 
 
 @jit
-def cell_backward(meta, mem, x, s, s_next, act, ds_next, ds, gi, gh):
-    """Backward through one step of the configured cell; ds = dL/ds, grad accumulated."""
+def cell_backward(meta, mem, s, s_next, act, ds_next, ds, dgi, dgh):
+    """Backward through one step of the configured cell, up to the weight gradients.
+
+    Writes: ds = dL/ds (from ds_next = dL/ds'), dgi / dgh = the gradients of the input /
+    hidden pre-activations (Elman and LSTM write only dgi: theirs are equal).
+    """
     cell = meta[L.CELL]
     d = meta[L.D]
     h = meta[L.H]
-    g0 = meta[L.OFF_GRAD]
-    grad = mem[g0 : g0 + meta[L.P]]
     if cell == L.GRU:
-        gru_backward_step(mem, grad, d, h, x, s, act, ds_next, ds, gi, gh)
+        gru_backward_step(mem, d, h, s, act, ds_next, ds, dgi, dgh)
     elif cell == L.LSTM:
-        lstm_backward_step(mem, grad, d, h, x, s, act, ds_next, ds, gi)
+        lstm_backward_step(mem, d, h, s, act, ds_next, ds, dgi)
     else:
-        elman_backward_step(mem, grad, d, h, x, s, s_next, ds_next, ds, gi)
+        elman_backward_step(mem, d, h, s_next, ds_next, ds, dgi)
+
+
+@jit
+def accumulate_weight_grads(meta, mem, work, t_w):
+    """Weight and bias gradients of the cell from the whole window at once.
+
+    Shapes: work holds DGI, DGH (K2, G*H) (one row per step), XW (K2, D) and the window
+    states (K2 + 1, S).
+    Math: dW_ih += DGI^T XW;  dW_hh += DGH^T [h_0 .. h_{T-1}];  db_ih += DGI^T 1;
+          db_hh += DGH^T 1.
+    Writes: the gradient in mem.
+    """
+    d = meta[L.D]
+    h = meta[L.H]
+    k2 = meta[L.K2]
+    gh_w = meta[L.G] * h
+    g0 = meta[L.OFF_GRAD]
+    dgi = work[meta[L.W_DGI] : meta[L.W_DGI] + gh_w * k2]
+    dgh = dgi
+    if meta[L.CELL] == L.GRU:
+        dgh = work[meta[L.W_DGH] : meta[L.W_DGH] + gh_w * k2]
+    o_hh = g0 + gh_w * d
+    o_bih = o_hh + gh_w * h
+    o_bhh = o_bih + gh_w
+    gemm_tn_add(mem[g0:o_hh], gh_w, d, dgi, gh_w, work[meta[L.W_XW] :], d, t_w)
+    gemm_tn_add(mem[o_hh:o_bih], gh_w, h, dgh, gh_w, work[meta[L.W_STATES] :], meta[L.S], t_w)
+    column_sums_add(mem[o_bih:o_bhh], gh_w, dgi, gh_w, t_w)
+    column_sums_add(mem[o_bhh : o_bhh + gh_w], gh_w, dgh, gh_w, t_w)
 
 
 @jit
@@ -180,13 +210,15 @@ def learn_step(meta, fmeta, mem, slab, counts, slot, work, iwork, x, y, has_y):
     for o in range(o_w):
         row[yo + o] = y[o] if has_y else 0.0
     row[meta[L.ROW_MASK] + pos] = 1.0 if has_y else 0.0
+    if k1 == k2:
+        _record_window_step(meta, work, iwork, slot, count % k1, row[:s_w], cs, x)
     for i in range(s_w):
         row[i] = cs[i]
     count += 1
     counts[slot, 0] = count
     meta[L.N_STEPS] += 1
     if count % k1 == 0:
-        tbptt_update(meta, fmeta, mem, row, count, work)
+        tbptt_update(meta, fmeta, mem, row, count, work, iwork, slot)
     if (count + k2) % k1 == 0:
         j = ((count + k2) // k1) % meta[L.M]
         so = meta[L.ROW_START] + j * s_w
@@ -196,13 +228,45 @@ def learn_step(meta, fmeta, mem, slab, counts, slot, work, iwork, x, y, has_y):
 
 
 @jit
-def tbptt_update(meta, fmeta, mem, row, count, work):
+def _record_window_step(meta, work, iwork, slot, t, s, s_next, x):
+    """Keep step t of the current window (its input, new state and activations) so the
+    update at the window's end can skip the forward re-run (k1 == k2 only: then the
+    weights cannot change inside a window unless another stream updates them)."""
+    if t == 0:
+        iwork[L.WIN_SLOT] = slot
+        iwork[L.WIN_LEN] = 0
+        iwork[L.WIN_VERSION] = meta[L.N_UPDATES]
+    if iwork[L.WIN_SLOT] != slot or iwork[L.WIN_LEN] != t or iwork[L.WIN_VERSION] != meta[L.N_UPDATES]:
+        iwork[L.WIN_SLOT] = -1
+        return
+    s_w = meta[L.S]
+    a_w = meta[L.A]
+    d = meta[L.D]
+    states = work[meta[L.W_STATES] :]
+    if t == 0:
+        for i in range(s_w):
+            states[i] = s[i]
+    for i in range(s_w):
+        states[(t + 1) * s_w + i] = s_next[i]
+    acts = work[meta[L.W_ACTS] :]
+    ca = work[meta[L.W_CACHE_A] :]
+    for i in range(a_w):
+        acts[t * a_w + i] = ca[i]
+    xw = work[meta[L.W_XW] :]
+    for i in range(d):
+        xw[t * d + i] = x[i]
+    iwork[L.WIN_LEN] = t + 1
+
+
+@jit
+def tbptt_update(meta, fmeta, mem, row, count, work, iwork, slot):
     """TBPTT over the last T = min(K2, count) steps of one stream, then one update.
 
     Shapes: row (ROW_SIZE,); work (W_SIZE,).
     Math: states[0] = stored start state; states[t+1] = f(states[t], x_t) with the current
-    weights; loss = mean of the per-step losses of target steps among the last min(K1, T);
-    gradients flow back through every step of the window; lags[k] = ||dL/dh_{T-1-k}||.
+    weights (recorded as the samples arrived when k1 == k2, else re-run); loss = mean of
+    the per-step losses of the target steps among the last min(K1, T); gradients flow
+    back through every step of the window; lags[k] = ||dL/dh_{T-1-k}||.
     Writes: the gradient, then (if finite) params, moments, wt; meta counters; fmeta stats.
     """
     d = meta[L.D]
@@ -219,6 +283,10 @@ def tbptt_update(meta, fmeta, mem, row, count, work):
     first_loss_step = t_w - min(k1, t_w)
     start = count - t_w
     mask0 = meta[L.ROW_MASK]
+    recorded = (
+        iwork[L.WIN_SLOT] == slot and iwork[L.WIN_LEN] == t_w and iwork[L.WIN_VERSION] == meta[L.N_UPDATES]
+    )
+    iwork[L.WIN_SLOT] = -1
     n_tgt = 0
     for t in range(first_loss_step, t_w):
         if row[mask0 + (start + t) % k2] != 0.0:
@@ -230,28 +298,33 @@ def tbptt_update(meta, fmeta, mem, row, count, work):
     acts = work[meta[L.W_ACTS] : meta[L.W_ACTS] + k2 * a_w]
     logits = work[meta[L.W_LOGITS] : meta[L.W_LOGITS] + k2 * o_w]
     dlogits = work[meta[L.W_DLOGITS] : meta[L.W_DLOGITS] + k2 * o_w]
+    xw = work[meta[L.W_XW] : meta[L.W_XW] + k2 * d]
     gi = work[meta[L.W_GI] : meta[L.W_GI] + gh_w]
     gh = work[meta[L.W_GH] : meta[L.W_GH] + gh_w]
-    so = meta[L.ROW_START] + ((count // k1) % meta[L.M]) * s_w
-    for i in range(s_w):
-        states[i] = row[so + i]
     xs0 = meta[L.ROW_XS]
     ys0 = meta[L.ROW_YS]
-    for t in range(t_w):
-        p = (start + t) % k2
-        cell_forward(
-            meta,
-            mem,
-            row[xs0 + p * d : xs0 + (p + 1) * d],
-            states[t * s_w : (t + 1) * s_w],
-            states[(t + 1) * s_w : (t + 2) * s_w],
-            acts[t * a_w : (t + 1) * a_w],
-            gi,
-            gh,
-        )
+    if not recorded:
+        so = meta[L.ROW_START] + ((count // k1) % meta[L.M]) * s_w
+        for i in range(s_w):
+            states[i] = row[so + i]
+        for t in range(t_w):
+            p = (start + t) % k2
+            for i in range(d):
+                xw[t * d + i] = row[xs0 + p * d + i]
+            cell_forward(
+                meta,
+                mem,
+                xw[t * d : (t + 1) * d],
+                states[t * s_w : (t + 1) * s_w],
+                states[(t + 1) * s_w : (t + 2) * s_w],
+                acts[t * a_w : (t + 1) * a_w],
+                gi,
+                gh,
+            )
     g0 = meta[L.OFF_GRAD]
+    grad = mem[g0 : g0 + n_p]
     for i in range(n_p):
-        mem[g0 + i] = 0.0
+        grad[i] = 0.0
     off_ro = readout_offset(meta)
     scale = 1.0 / n_tgt
     total = 0.0
@@ -269,7 +342,10 @@ def tbptt_update(meta, fmeta, mem, row, count, work):
     for i in range(s_w):
         ds[i] = 0.0
     lags = fmeta[L.F_LAGS : L.F_LAGS + k2]
-    grad = mem[g0 : g0 + n_p]
+    dgi_all = work[meta[L.W_DGI] : meta[L.W_DGI] + gh_w * k2]
+    dgh_all = dgi_all
+    if meta[L.CELL] == L.GRU:
+        dgh_all = work[meta[L.W_DGH] : meta[L.W_DGH] + gh_w * k2]
     for t in range(t_w - 1, -1, -1):
         p = (start + t) % k2
         s_next = states[(t + 1) * s_w : (t + 2) * s_w]
@@ -279,16 +355,16 @@ def tbptt_update(meta, fmeta, mem, row, count, work):
         cell_backward(
             meta,
             mem,
-            row[xs0 + p * d : xs0 + (p + 1) * d],
             states[t * s_w : (t + 1) * s_w],
             s_next,
             acts[t * a_w : (t + 1) * a_w],
             ds,
             ds_prev,
-            gi,
-            gh,
+            dgi_all[t * gh_w : (t + 1) * gh_w],
+            dgh_all[t * gh_w : (t + 1) * gh_w],
         )
         ds, ds_prev = ds_prev, ds
+    accumulate_weight_grads(meta, mem, work, t_w)
     for k in range(t_w, k2):
         lags[k] = 0.0
     gnorm = math.sqrt(sum_squares(grad, n_p))
@@ -337,8 +413,9 @@ def finish_update(meta, fmeta, mem, loss_value, gnorm, t_w):
         fmeta[L.EMA_GNORM] = decay * fmeta[L.EMA_GNORM] + (1.0 - decay) * gnorm
         for k in range(t_w):
             fmeta[lag_means + k] = decay * fmeta[lag_means + k] + (1.0 - decay) * fmeta[lags + k]
-    fmeta[L.PREV_WNORM] = fmeta[L.WNORM]
-    fmeta[L.WNORM] = math.sqrt(sum_squares(mem, meta[L.P]))
+    if meta[L.HIST] > 0:  # the norm costs a pass over the parameters: only for the history
+        fmeta[L.PREV_WNORM] = fmeta[L.WNORM]
+        fmeta[L.WNORM] = math.sqrt(sum_squares(mem, meta[L.P]))
     meta[L.N_UPDATES] += 1
     _record(meta, fmeta, loss_value, gnorm, clipped, fmeta[L.WNORM])
 
