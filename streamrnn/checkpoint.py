@@ -32,9 +32,21 @@ every array in C order, arrays taken in sorted name order. Every member's zip CR
 checked too. Member timestamps are fixed, so one state always writes the same bytes.
 
 Reading never unpickles anything: each member's ``.npy`` header is parsed by numpy's
-header reader, checked against the JSON header (a non-numeric dtype is refused before
-any of its data is read), and its bytes are copied into a fresh array. Any problem raises
-``CheckpointError`` saying what is wrong; a missing file raises ``FileNotFoundError``.
+header reader, checked against the JSON header (any dtype but bool, integer, float or
+unicode, objects above all, is refused before any of its data is read), and its bytes
+are copied into a fresh array. Any problem raises ``CheckpointError`` saying what is
+wrong; a missing file raises ``FileNotFoundError``.
+
+A ``StreamRNN`` checkpoint has kind ``"StreamRNN"``, its constructor arguments as
+config, and the five arrays that define it (``kernels.layout``): ``meta`` (sizes,
+offsets, counters), ``fmeta`` (hyper-parameters, statistics, history), ``mem`` (weights,
+optimizer moments, last gradient, transposed weights), ``slab`` (h, and c for an LSTM,
+the window start states and the ring buffer of inputs, targets and target flags) and
+``counts`` (steps, hence the ring position). Loading rebuilds the model from the config,
+checks every array against the rebuilt one (dtype, shape, configuration entries, counter
+ranges, finite values), then copies them in. Other objects store their own config,
+extra metadata (feature names, class labels...) and arrays next to an engine's, whose
+names ``engine_arrays(model, prefix)`` prefixes.
 
 Writing goes to a temporary file in the target's directory, which is flushed and
 fsynced, then renamed over the target (an atomic replace), and the directory is fsynced
@@ -47,7 +59,8 @@ Examples
 >>> import os, tempfile
 >>> import numpy as np
 >>> from streamrnn import checkpoint
->>> path = os.path.join(tempfile.mkdtemp(), "table.npz")
+>>> tmp = tempfile.TemporaryDirectory()
+>>> path = os.path.join(tmp.name, "table.npz")
 >>> _ = checkpoint.write(path, "Table", {"rows": 2}, {"values": np.arange(4.0).reshape(2, 2)},
 ...                      extra={"names": ["a", "b"]})
 >>> ck = checkpoint.read(path, kind="Table")
@@ -58,6 +71,7 @@ Examples
 ... except checkpoint.CheckpointError as exc:
 ...     print(str(exc).replace(path, "<path>"))
 <path>: a checkpoint of kind 'Table', expected 'StreamRNN'
+>>> tmp.cleanup()
 """
 
 import contextlib
@@ -237,26 +251,39 @@ def _fsync_directory(directory):
 def read(path, kind=None):
     """Read and verify a checkpoint; return a ``Checkpoint``.
 
+    ``path`` is a file name or a seekable binary file object (read from its start).
     With ``kind`` given, a checkpoint of another kind is refused. Raises
     ``FileNotFoundError`` if ``path`` does not exist and ``CheckpointError`` for
     everything else that is wrong with the file (see the module docstring).
     """
-    where = os.fspath(path)
+    where = describe(path)
+    if hasattr(path, "read"):
+        path.seek(0)
+        return _read_file(path, where, kind)
     with open(path, "rb") as f:
-        magic = f.read(len(_ZIP_MAGIC))
-        if not magic:
-            raise CheckpointError(f"{where}: not a streamrnn checkpoint: the file is empty")
-        if magic != _ZIP_MAGIC:
-            raise CheckpointError(f"{where}: not a streamrnn checkpoint: not an .npz (zip) file")
-        f.seek(0)
-        try:
-            return _read_zip(f, where, kind)
-        except CheckpointError:
-            raise
-        except Exception as exc:  # whatever a damaged zip makes zipfile or numpy raise
-            raise CheckpointError(
-                f"{where}: truncated or corrupted checkpoint ({type(exc).__name__}: {exc})"
-            ) from exc
+        return _read_file(f, where, kind)
+
+
+def describe(path):
+    """How error messages name ``path``: the file name, or a file object's ``name``."""
+    if hasattr(path, "read"):
+        return str(getattr(path, "name", "<file object>"))
+    return os.fspath(path)
+
+
+def _read_file(f, where, kind):
+    magic = f.read(len(_ZIP_MAGIC))
+    if not magic:
+        raise CheckpointError(f"{where}: not a streamrnn checkpoint: the file is empty")
+    if magic != _ZIP_MAGIC:
+        raise CheckpointError(f"{where}: not a streamrnn checkpoint: not an .npz (zip) file")
+    f.seek(0)
+    try:
+        return _read_zip(f, where, kind)
+    except CheckpointError:
+        raise
+    except Exception as exc:  # whatever a damaged zip makes zipfile or numpy raise
+        raise CheckpointError(f"{where}: truncated or corrupted checkpoint ({type(exc).__name__}: {exc})") from exc
 
 
 def _read_zip(f, where, kind):
@@ -401,9 +428,12 @@ _FMETA_CONFIG = (
 )
 
 
-def engine_arrays(model):
-    """``{name: array}`` of the arrays that define an engine (no scratch, no copies)."""
-    return {name: getattr(model, "_" + name) for name in ENGINE_ARRAYS}
+def engine_arrays(model, prefix=""):
+    """``{prefix + name: array}`` of the arrays that define an engine (no scratch, no copies).
+
+    A ``prefix`` (e.g. ``"engine."``) lets one file hold an engine next to other arrays.
+    """
+    return {prefix + name: getattr(model, "_" + name) for name in ENGINE_ARRAYS}
 
 
 def _same(stored, wanted):
@@ -446,32 +476,38 @@ def construct(cls, config, expected, where):
         raise CheckpointError(f"{where}: invalid configuration in checkpoint: {exc}") from None
 
 
-def restore_engine(model, arrays, where):
+def restore_engine(model, arrays, where, prefix=""):
     """Copy the stored engine arrays into ``model``, freshly built from the stored config.
 
-    Every array must have the dtype and shape of the model's own; the configuration part
-    of ``meta`` and ``fmeta`` must equal the model's; counters must be in range and
-    parameters, optimizer moments and stream rows finite. Otherwise CheckpointError
-    ("different cell or size" when shapes disagree) and the model is left as built.
+    ``model`` is a ``StreamRNN`` or anything with the same arrays (``_meta``, ``_fmeta``,
+    ``_mem``, ``_slab``, ``_counts``) and ``_alloc_work()``; ``arrays`` holds them under
+    ``prefix + name``, as ``engine_arrays(model, prefix)`` gave them. Every array must
+    have the dtype and shape of the model's own; the configuration part of ``meta`` and
+    ``fmeta`` must equal the model's; counters must be in range and parameters,
+    optimizer moments and stream rows finite. Otherwise CheckpointError ("a different
+    cell or size" when shapes disagree), and the model is left as built.
     """
+    arrays = {name: arrays.get(prefix + name) for name in ENGINE_ARRAYS}
     for name in ENGINE_ARRAYS:
-        if name not in arrays:
-            raise CheckpointError(f"{where}: the checkpoint has no array {name!r}")
+        if arrays[name] is None:
+            raise CheckpointError(f"{where}: the checkpoint has no array {prefix + name!r}")
         have, own = arrays[name], getattr(model, "_" + name)
         if have.dtype != own.dtype or have.shape != own.shape:
             raise CheckpointError(
-                f"{where}: array {name!r} is {have.dtype} {have.shape}, but the stored configuration needs "
+                f"{where}: array {prefix + name!r} is {have.dtype} {have.shape}, but the stored configuration needs "
                 f"{own.dtype} {own.shape} (a different cell or size)"
             )
     meta, fmeta = arrays["meta"], arrays["fmeta"]
     config_idx = np.setdiff1d(np.arange(meta.shape[0]), _META_STATE)
     bad = config_idx[meta[config_idx] != model._meta[config_idx]]
     if bad.size:
-        raise CheckpointError(f"{where}: array 'meta' disagrees with the stored configuration (entry {bad[0]})")
+        raise CheckpointError(f"{where}: array '{prefix}meta' disagrees with the stored configuration (entry {bad[0]})")
     hyper = np.asarray(_FMETA_CONFIG)
     bad = hyper[fmeta[hyper] != model._fmeta[hyper]]
     if bad.size:
-        raise CheckpointError(f"{where}: array 'fmeta' disagrees with the stored configuration (entry {bad[0]})")
+        raise CheckpointError(
+            f"{where}: array '{prefix}fmeta' disagrees with the stored configuration (entry {bad[0]})"
+        )
     hist = int(model._meta[L.HIST])
     state = meta[np.asarray(_META_STATE)]
     if (
@@ -481,12 +517,12 @@ def restore_engine(model, arrays, where):
         or (not hist and meta[L.HIST_POS] != 0)
         or np.any(arrays["counts"] < 0)
     ):
-        raise CheckpointError(f"{where}: counters out of range in 'meta' or 'counts'")
+        raise CheckpointError(f"{where}: counters out of range in '{prefix}meta' or '{prefix}counts'")
     n_live = int(model._meta[L.P]) * (1 + int(model._meta[L.N_MOM]))
     if not np.all(np.isfinite(arrays["mem"][:n_live])):
-        raise CheckpointError(f"{where}: non-finite parameters or optimizer moments in 'mem'")
+        raise CheckpointError(f"{where}: non-finite parameters or optimizer moments in '{prefix}mem'")
     if not np.all(np.isfinite(arrays["slab"])):
-        raise CheckpointError(f"{where}: non-finite stream state in 'slab'")
+        raise CheckpointError(f"{where}: non-finite stream state in '{prefix}slab'")
     for name in ENGINE_ARRAYS:
         getattr(model, "_" + name)[...] = arrays[name]
     refresh_transposed(model._meta, model._mem)  # wt is derived: rebuild it, never trust it
@@ -499,6 +535,7 @@ __all__ = [
     "Checkpoint",
     "CheckpointError",
     "construct",
+    "describe",
     "engine_arrays",
     "read",
     "restore_engine",

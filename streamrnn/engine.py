@@ -282,7 +282,8 @@ class StreamRNN:
         >>> m = sr.StreamRNN(cell="lstm", input_size=2, hidden_size=4, k1=3)
         >>> for t in range(10):
         ...     m.learn([t / 10, 1.0], [t / 20])
-        >>> path = m.save(os.path.join(tempfile.mkdtemp(), "model.npz"))
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> path = m.save(os.path.join(tmp.name, "model.npz"))
         >>> m2 = sr.StreamRNN.load(path, cell="lstm")
         >>> m2.steps, bool((m2.predict([0.5, 1.0]) == m.predict([0.5, 1.0])).all())
         (10, True)
@@ -291,12 +292,13 @@ class StreamRNN:
         ... except sr.CheckpointError as exc:
         ...     print(str(exc).replace(path, "<path>"))
         <path>: the checkpoint has hidden_size=4, expected hidden_size=8
+        >>> tmp.cleanup()
         """
         return checkpoint.write(path, self._checkpoint_kind, self._config(), checkpoint.engine_arrays(self))
 
     @classmethod
     def load(cls, path, **expected):
-        """Read a model written by ``save``.
+        """Read a model written by ``save`` (``path``: a file name or a binary file object).
 
         Keyword arguments are constructor arguments the file must match (for example
         ``cell="gru", hidden_size=32``); an unknown name raises TypeError. Raises
@@ -305,7 +307,7 @@ class StreamRNN:
         version, a checkpoint of another kind, or a configuration other than
         ``expected``. Loading never executes code from the file.
         """
-        where = str(path)
+        where = checkpoint.describe(path)
         ck = checkpoint.read(path, kind=cls._checkpoint_kind)
         model = checkpoint.construct(cls, ck.config, expected, where)
         unexpected = sorted(set(ck.arrays) - set(checkpoint.ENGINE_ARRAYS))
