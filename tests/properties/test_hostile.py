@@ -195,6 +195,28 @@ def test_integers_too_large_for_the_dtype_are_refused(value):
     assert_same_arrays(before, snapshot(m))
 
 
+SCALAR_MODELS = {dtype: sr.StreamRNN(input_size=1, hidden_size=3, output_size=1, k1=2, dtype=dtype) for dtype in
+                 ("float64", "float32")}
+
+
+@SETTINGS
+@given(dtype=st.sampled_from(["float64", "float32"]), x=numbers | atoms, y=st.none() | numbers)
+def test_plain_numbers_for_size_one_fields(dtype, x, y):
+    """With input_size = output_size = 1, a number is a sample: finite in the dtype (1e308
+    is not, in float32) and accepted, or refused unchanged, without a warning."""
+    m = copy.deepcopy(SCALAR_MODELS[dtype])
+    before = snapshot(m)
+    cx, cy = as_clean(x, 1, dtype), None if y is None else as_clean(y, 1, dtype)
+    valid = cx is not None and (y is None or cy is not None)
+    try:
+        m.learn(x, y)
+    except ValueError as exc:
+        assert names_field(str(exc), "x", "y") and not valid, str(exc)
+        assert_same_arrays(before, snapshot(m))
+    else:
+        assert valid and m.steps == SCALAR_MODELS[dtype].steps + 1
+
+
 def test_empty_run_changes_nothing():
     m = copy.deepcopy(MODELS[("lstm", "float64", "mse")])
     before = snapshot(m)
