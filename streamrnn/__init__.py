@@ -4,9 +4,9 @@ Importing the package compiles nothing; kernels compile on first use (and are ca
 disk), or all at once with ``streamrnn.warmup()``.
 """
 
+from ._version import __version__
+from .checkpoint import CheckpointError
 from .engine import StreamRNN
 from .warm import warmup
 
-__version__ = "0.1.0"
-
-__all__ = ["StreamRNN", "warmup", "__version__"]
+__all__ = ["CheckpointError", "StreamRNN", "warmup", "__version__"]

@@ -9,7 +9,7 @@ import numbers
 
 import numpy as np
 
-from . import cells
+from . import cells, checkpoint
 from ._config import DEFAULT_DTYPE, DTYPES
 from .kernels import layout as L
 from .kernels.tbptt import learn_step, predict_step, refresh_transposed, reset_stream, run_rows
@@ -90,6 +90,20 @@ class StreamRNN:
         norm) for plotting; 0 keeps none.
     ema : float
         Decay of the running means reported by ``diagnostics()``.
+
+    Input policy
+    ------------
+    ``x`` and ``y`` are sequences or arrays of real numbers of shape (input_size,) and
+    (output_size,) (a plain number when the size is 1), converted to ``dtype``. Booleans
+    count as numbers, ``True`` as 1.0 and ``False`` as 0.0, so flags can be features and
+    ``True``/``False`` can be ``bce`` targets. Everything else is refused with a
+    ValueError naming the field (``x``, ``y``, ``X``, ``Y`` or ``mask``) before anything
+    changes: NaN or infinity (also values that overflow ``dtype``, such as 1e308 in
+    float32), a wrong shape or an empty input, strings, None inside an array, complex
+    numbers, objects. A step whose input is finite but so large that the hidden state
+    would overflow is refused the same way. A non-finite loss, gradient or update skips
+    the update (weights and optimizer state unchanged) and is counted in
+    ``diagnostics()["skipped"]``.
 
     Examples
     --------
@@ -249,6 +263,59 @@ class StreamRNN:
         self.__dict__.update(state)
         self._alloc_work()
 
+    # ------------------------------------------------------------------ checkpoints
+    _checkpoint_kind = "StreamRNN"
+
+    def save(self, path):
+        """Write everything to a checkpoint file at ``path``, atomically; return ``path``.
+
+        The file holds the configuration, the weights, the optimizer moments and step
+        count, the carried state (h, and c for an LSTM), the ring buffer with its
+        position, the counters and the statistics: ``load`` continues bit for bit as if
+        the run had never stopped. It is an ``.npz`` with a JSON header (format in
+        ``streamrnn.checkpoint``); no pickle is involved. A failure while writing leaves
+        any previous file at ``path`` as it was.
+
+        Examples
+        --------
+        >>> import os, tempfile
+        >>> import streamrnn as sr
+        >>> m = sr.StreamRNN(cell="lstm", input_size=2, hidden_size=4, k1=3)
+        >>> for t in range(10):
+        ...     m.learn([t / 10, 1.0], [t / 20])
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> path = m.save(os.path.join(tmp.name, "model.npz"))
+        >>> m2 = sr.StreamRNN.load(path, cell="lstm")
+        >>> m2.steps, bool((m2.predict([0.5, 1.0]) == m.predict([0.5, 1.0])).all())
+        (10, True)
+        >>> try:
+        ...     sr.StreamRNN.load(path, hidden_size=8)
+        ... except sr.CheckpointError as exc:
+        ...     print(str(exc).replace(path, "<path>"))
+        <path>: the checkpoint has hidden_size=4, expected hidden_size=8
+        >>> tmp.cleanup()
+        """
+        return checkpoint.write(path, self._checkpoint_kind, self._config(), checkpoint.engine_arrays(self))
+
+    @classmethod
+    def load(cls, path, **expected):
+        """Read a model written by ``save`` (``path``: a file name or a binary file object).
+
+        Keyword arguments are constructor arguments the file must match (for example
+        ``cell="gru", hidden_size=32``); an unknown name raises TypeError. Raises
+        ``FileNotFoundError`` if ``path`` does not exist, and ``streamrnn.CheckpointError``
+        (a ValueError) for a truncated, corrupted or foreign file, an unknown format
+        version, a checkpoint of another kind, or a configuration other than
+        ``expected``. Loading never executes code from the file.
+        """
+        where = checkpoint.describe(path)
+        ck = checkpoint.read(path, kind=cls._checkpoint_kind)
+        model = checkpoint.construct(cls, ck.config, expected, where)
+        unexpected = sorted(set(ck.arrays) - set(checkpoint.ENGINE_ARRAYS))
+        if unexpected:
+            raise checkpoint.CheckpointError(f"{where}: unexpected arrays {unexpected} in a {cls._checkpoint_kind}")
+        return checkpoint.restore_engine(model, ck.arrays, where)
+
     # ------------------------------------------------------------------ input checks
     def _as_vector(self, value, name, size):
         """Convert to a contiguous 1-D array of the model dtype, or raise ValueError."""
@@ -259,14 +326,22 @@ class StreamRNN:
             and value.flags.c_contiguous
         ):
             return value
-        if isinstance(value, numbers.Real) and not isinstance(value, bool) and size == 1:
-            return np.array([value], dtype=self._np_dtype)
+        if isinstance(value, numbers.Real) and size == 1:  # bools included: True is 1.0
+            try:
+                with np.errstate(over="ignore"):
+                    return np.array([value], dtype=self._np_dtype)
+            except (OverflowError, TypeError, ValueError):  # ints beyond the float range
+                raise ValueError(
+                    f"{name} is {value!r:.40} (too large for {self.dtype}); the sample was rejected"
+                ) from None
         try:
             arr = np.asarray(value)
         except Exception as exc:  # ragged lists and the like
             raise ValueError(f"{name} must be a numeric array of shape ({size},): {exc}") from None
         if arr.dtype.kind not in "biuf":
-            raise ValueError(f"{name} must be numeric, got an array of dtype {arr.dtype} ({value!r:.80})")
+            raise ValueError(
+                f"{name} must be numeric (real numbers), got an array of dtype {arr.dtype} ({value!r:.80})"
+            )
         if arr.shape != (size,) and not (arr.ndim == 0 and size == 1):
             raise ValueError(f"{name} must have shape ({size},), got {arr.shape}")
         with np.errstate(over="ignore"):
@@ -352,22 +427,31 @@ class StreamRNN:
         Exactly the loop ``P[t] = predict(X[t]); learn(X[t], Y[t] if mask[t] else None)``.
         ``X`` (T, input_size); ``Y`` (T, output_size) or None; ``mask`` (T,) bool marks the
         rows that have a target (default: all rows when Y is given). Non-finite values in
-        X or Y raise ValueError before anything is learned.
+        X or Y raise ValueError before anything is learned; an X with no rows returns an
+        empty (0, output_size) array and changes nothing. If a row is refused inside the
+        loop (its step would make the hidden state non-finite) the ValueError names the
+        row, and the rows before it stay learned.
         """
         X = self._as_rows(X, "X", self.input_size)
         n = X.shape[0]
-        if Y is None:
-            Y = np.zeros((n, self.output_size), dtype=self._np_dtype)
-            mask = np.zeros(n, dtype=np.bool_) if mask is None else mask
-            if np.any(mask):
-                raise ValueError("mask marks rows with targets but Y is None")
-        else:
+        has_y = Y is not None
+        if has_y:
             Y = self._as_rows(Y, "Y", self.output_size)
             if Y.shape[0] != n:
                 raise ValueError(f"Y has {Y.shape[0]} rows but X has {n}")
-        mask = np.ones(n, dtype=np.bool_) if mask is None else np.asarray(mask)
-        if mask.shape != (n,) or mask.dtype != np.bool_:
-            raise ValueError(f"mask must be a bool array of shape ({n},), got {mask.dtype} {mask.shape}")
+        else:
+            Y = np.zeros((n, self.output_size), dtype=self._np_dtype)
+        if mask is None:
+            mask = np.full(n, has_y, dtype=np.bool_)
+        else:
+            try:
+                mask = np.asarray(mask)
+            except Exception as exc:  # ragged lists and the like
+                raise ValueError(f"mask must be a bool array of shape ({n},): {exc}") from None
+            if mask.shape != (n,) or mask.dtype != np.bool_:
+                raise ValueError(f"mask must be a bool array of shape ({n},), got {mask.dtype} {mask.shape}")
+            if not has_y and mask.any():
+                raise ValueError("mask marks rows with targets but Y is None")
         out = np.empty((n, self.output_size), dtype=self._np_dtype)
         slots = np.zeros(n, dtype=np.int64)
         resets = np.zeros(n, dtype=np.bool_)
