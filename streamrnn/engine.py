@@ -384,6 +384,21 @@ class StreamRNN:
         if code:
             self._raise(code, x, y)
 
+    def _advance(self, x):
+        """Return ``predict(x)`` and move the carried state on to that step's state.
+
+        Nothing is stored in the ring buffer, no step is counted and nothing is learned:
+        this rolls a forecast forward on a throwaway copy (``copy.deepcopy(model)``), where
+        only ``predict`` and ``_advance`` follow. Learning after it would backpropagate
+        from a window whose stored inputs do not lead to the carried state.
+        """
+        out = self.predict(x)
+        s = self._layout.state_width
+        c = int(self._meta[L.W_CACHE_S])
+        self._slab[0, :s] = self._work[c : c + s]
+        self._iwork[L.CACHE_VALID] = 0
+        return out
+
     def _as_rows(self, values, name, width):
         try:
             arr = np.asarray(values)

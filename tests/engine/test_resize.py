@@ -234,3 +234,20 @@ def test_resize_copies_every_stream_row():
         assert np.array_equal(a._slab[r, : a._meta[L.ROW_XS]], b._slab[r, : b._meta[L.ROW_XS]])
         assert np.array_equal(a._slab[r, a._meta[L.ROW_MASK] :], b._slab[r, b._meta[L.ROW_MASK] :])
     assert np.array_equal(a._counts, b._counts)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_advance_moves_the_state_like_learn_without_storing_or_learning(cell, rng):
+    X, Y = data(rng, 30)
+    a = make(cell, k1=40, k2=40)  # no update falls in the steps below
+    a.run(X[:10], Y[:10])
+    b = copy.deepcopy(a)
+    steps, params = a.steps, a.params.copy()
+    for t in range(10, 16):
+        p = a.predict(X[t])
+        assert a._advance(X[t]).tobytes() == p.tobytes()
+        b.learn(X[t])  # no target: the state advances the same way
+        ha, hb = (np.concatenate(v) if cell == "lstm" else v for v in (a.hidden, b.hidden))
+        assert ha.tobytes() == hb.tobytes()
+    assert a.steps == steps and np.array_equal(a.params, params)
+    assert a.predict(X[20]).tobytes() == b.predict(X[20]).tobytes()
