@@ -457,6 +457,13 @@ class RNNRegressor(_RNNEstimator, base.Regressor):
     def _n_extra(self):
         return 1 if self.feed_target else 0
 
+    @classmethod
+    def _unit_test_params(cls):
+        yield {"hidden_size": 4, "k1": 2, "k2": 3, "seed": 1}
+        yield {"cell": "lstm", "hidden_size": 3, "k1": 3, "optimizer": "sgd", "lr": 0.05, "diff_target": True,
+               "seed": 2}
+        yield {"cell": "elman", "hidden_size": 3, "k1": 2, "optimizer": "rmsprop", "feed_target": True}
+
     def predict_one(self, x):
         xin, _ = self._encode(x)
         eng = self.__dict__.get("_engine")

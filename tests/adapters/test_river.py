@@ -284,7 +284,10 @@ def test_bad_targets_are_refused_and_change_nothing():
 
 
 # ---------------------------------------------------------------------------- parameters
-@pytest.mark.parametrize("cls", [RNNRegressor, RNNMultiTargetRegressor, RNNClassifier, RNNForecaster, RNNAnomalyDetector])
+CLASSES = [RNNRegressor, RNNMultiTargetRegressor, RNNClassifier, RNNForecaster, RNNAnomalyDetector]
+
+
+@pytest.mark.parametrize("cls", CLASSES)
 def test_parameters_are_checked_at_construction(cls):
     with pytest.raises(ValueError, match="keyed estimators .* not available yet"):
         cls(key="user")
