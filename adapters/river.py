@@ -5,7 +5,9 @@
 argument is stored verbatim, defaults are immutable, learned state is ``_``-prefixed and
 created by the first ``learn_one``, ``predict_one``/``predict_proba_one``/``score_one``/
 ``forecast`` change nothing, and ``learn_one`` copies values out of ``x`` and never keeps
-the dict. They pass ``river.checks`` (see ``_unit_test_skips`` for the one exception).
+the dict. They pass ``river.checks``, bare and behind a ``StandardScaler``
+(``RNNForecaster._unit_test_skips`` names the two checks a river ``Pipeline`` cannot call
+for a forecaster, and why).
 
 Features
 --------
@@ -13,10 +15,11 @@ A model sees ``x`` as a vector whose columns are the feature names in order of f
 appearance; names that first appear in the same sample are taken in sorted order, so the
 key order of a dict can never change a prediction. A feature that first appears late
 grows the input layer: its weight column, optimizer moments and its entries in the ring
-buffer of past inputs start at zero (``StreamRNN._resize``), so the model's predictions
-are unchanged until it learns from the new feature. A missing feature counts as 0 for
-that step (with a ``StandardScaler`` in front, 0 is the feature's running mean); so does
-``None``. Values must be numbers: bools count as 0/1, anything else (a string, a list)
+buffer of past inputs start at zero (``StreamRNN._resize``), so the model predicts and
+learns exactly as before for as long as the new feature is 0. A missing feature counts as
+0 for that step (with a ``StandardScaler`` in front, 0 is the feature's running mean); so
+does ``None``. (``RNNAnomalyDetector`` standardises features itself: a missing one counts
+as its running mean and is left out of the score.) Values must be numbers: bools count as 0/1, anything else (a string, a list)
 raises ``TypeError`` naming the feature, and NaN/inf raise ``ValueError`` naming it. A
 rejected sample leaves the model exactly as it was. Features the model has never learned
 from are ignored by the inference methods (their weights would be zero).
