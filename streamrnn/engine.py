@@ -252,6 +252,66 @@ class StreamRNN:
         self._no_target = np.zeros(self.output_size, dtype=self._np_dtype)
         self._xshape = (self.input_size,)
 
+    def _resize(self, input_size=None, output_size=None):
+        """Grow the input layer (D) and/or the output layer (O) in place, keeping what was learned.
+
+        New entries are zero: the new columns of ``weight_ih_l0``, the new rows of
+        ``readout.weight`` and entries of ``readout.bias``, their optimizer moments and
+        gradient entries, and the new input/target entries of every step in the ring
+        buffer. Everything else is copied: weights, moments, hidden state and window start
+        states, buffered inputs and targets, counters, statistics and step counts.
+
+        So feeding zeros in new input columns gives exactly the predictions and gradients
+        of the model before growing, and a new output row starts at logit 0 (value 0 for
+        mse, probability 0.5 for bce, weight ``exp(0)`` in the softmax for ce). Note that
+        mse and bce average over outputs, so growing O rescales the loss.
+        None keeps a size. Sizes can only grow; a rejected call changes nothing.
+        """
+        d_old, o_old = self.input_size, self.output_size
+        d_new = d_old if input_size is None else _check_int("input_size", input_size, 1)
+        o_new = o_old if output_size is None else _check_int("output_size", output_size, 1)
+        if d_new < d_old or o_new < o_old:
+            raise ValueError(
+                f"sizes can only grow: input_size {d_old} -> {d_new}, output_size {o_old} -> {o_new}"
+            )
+        if (d_new, o_new) == (d_old, o_old):
+            return self
+        cell, h = self.cell, self.hidden_size
+        lay = cells.Layout(cell, d_new, h, o_new, self.k1, self.k2, self.optimizer, self.history)
+        meta = self._meta.copy()  # keeps the counters; configuration and offsets rewritten
+        lay.fill_meta(meta, self.loss, self.nesterov, self.centered)
+        old_sl = cells.param_slices(cell, d_old, h, o_old)
+        new_sl = cells.param_slices(cell, d_new, h, o_new)
+        mem = np.zeros(lay.mem_size, dtype=self._np_dtype)
+        old_meta = self._meta
+        # params, each moment vector and the gradient share the parameter layout
+        starts = [(0, 0)]
+        starts += [
+            (int(old_meta[L.OFF_MOM]) + j * int(old_meta[L.P]), int(meta[L.OFF_MOM]) + j * int(meta[L.P]))
+            for j in range(int(meta[L.N_MOM]))
+        ]
+        starts.append((int(old_meta[L.OFF_GRAD]), int(meta[L.OFF_GRAD])))
+        for src0, dst0 in starts:
+            for name, (so, shape_o) in old_sl.items():
+                sn, shape_n = new_sl[name]
+                src = self._mem[src0 + so.start : src0 + so.stop].reshape(shape_o)
+                dst = mem[dst0 + sn.start : dst0 + sn.stop].reshape(shape_n)
+                dst[tuple(slice(0, s) for s in shape_o)] = src
+        n, k2 = self._slab.shape[0], self.k2
+        slab = np.zeros((n, lay.row_size), dtype=self._np_dtype)
+        xs_o, ys_o, mask_o = (int(old_meta[i]) for i in (L.ROW_XS, L.ROW_YS, L.ROW_MASK))
+        xs_n, ys_n, mask_n = (int(meta[i]) for i in (L.ROW_XS, L.ROW_YS, L.ROW_MASK))
+        slab[:, :xs_n] = self._slab[:, :xs_o]  # state and window start states
+        slab[:, xs_n:ys_n].reshape(n, k2, d_new)[:, :, :d_old] = self._slab[:, xs_o:ys_o].reshape(n, k2, d_old)
+        slab[:, ys_n:mask_n].reshape(n, k2, o_new)[:, :, :o_old] = self._slab[:, ys_o:mask_o].reshape(n, k2, o_old)
+        slab[:, mask_n : mask_n + k2] = self._slab[:, mask_o : mask_o + k2]
+        refresh_transposed(meta, mem)
+        # ---- commit: nothing above changed the model ----
+        self.input_size, self.output_size = d_new, o_new
+        self._layout, self._meta, self._mem, self._slab = lay, meta, mem, slab
+        self._alloc_work()
+        return self
+
     # ------------------------------------------------------------------ pickling
     def __getstate__(self):
         state = self.__dict__.copy()
@@ -399,6 +459,21 @@ class StreamRNN:
             )
         if code:
             self._raise(code, x, y)
+
+    def _advance(self, x):
+        """Return ``predict(x)`` and move the carried state on to that step's state.
+
+        Nothing is stored in the ring buffer, no step is counted and nothing is learned:
+        this rolls a forecast forward on a throwaway copy (``copy.deepcopy(model)``), where
+        only ``predict`` and ``_advance`` follow. Learning after it would backpropagate
+        from a window whose stored inputs do not lead to the carried state.
+        """
+        out = self.predict(x)
+        s = self._layout.state_width
+        c = int(self._meta[L.W_CACHE_S])
+        self._slab[0, :s] = self._work[c : c + s]
+        self._iwork[L.CACHE_VALID] = 0
+        return out
 
     def _as_rows(self, values, name, width):
         try:
