@@ -517,10 +517,11 @@ class StreamRNN:
         - ``lag_grad_norm``: array (k2,); entry k is ``||dL/dh_{t-k}||`` for the last
           update, where t is the last step of its window and ``h_{t-k}`` the hidden state
           after step t-k (h only, not an LSTM's cell state c): the whole gradient reaching
-          that state, through its own readout and through the later steps. Entries at
-          lags beyond the window (early in the stream) are 0. With a single target at
-          the last step, ``lag_grad_norm[k] / lag_grad_norm[0]`` is the product of k
-          Jacobian-vector steps: how fast the gradient vanishes or explodes with lag.
+          that state, through its own readout and through the later steps, before
+          clipping. Entries at lags beyond the window (early in the stream) are 0. With a
+          single target, at the last step, ``lag_grad_norm[k] / lag_grad_norm[0]`` is
+          what k backward steps (k Jacobians) leave of the gradient: how fast it vanishes
+          or explodes with the lag (``examples/vanishing_gradients.py``).
         - ``lag_grad_norm_ema``: its running mean over applied updates (as above, per lag).
         - ``history`` (only with ``history=N``): a dict of arrays, oldest first, with one
           entry per update, applied or skipped, for the last N: ``loss``, ``grad_norm``,

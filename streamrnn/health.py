@@ -14,11 +14,15 @@ symptom           when
 ``grad_spike``    gradient norm (before clipping) > ``spike`` x its running mean, after
                   ``warmup`` applied updates
 ``weight_growth`` the weight norm, sampled every ``window`` applied updates, grew at each
-                  of the last ``patience`` samples and by ``growth`` x in total
+                  of the last ``patience`` samples, by ``growth`` x in total, and without
+                  slowing down (the later half of the samples gained at least half as
+                  much as the earlier half): not the decelerating growth of a model that
+                  is converging, but weights that grow without bound, saturate the cell
+                  and stall learning
 ================  =====================================================================
 
-Records are logged at level WARNING, except a spike that clipping already bounded
-(``clip`` set and exceeded), which is logged at INFO: the remedy is in place. Each carries
+Records are logged at level WARNING, except spikes in a model that clips (``clip`` set),
+which are logged at INFO: the remedy is in place and bounds every update. Each carries
 the symptom's name as ``record.symptom``. Each symptom is logged at most once per
 ``quiet`` updates (per level); the events in between are counted (``counts``) and the
 next record says how many were not shown.
@@ -103,7 +107,7 @@ class HealthMonitor:
         Events seen per symptom (logged or not).
     """
 
-    def __init__(self, spike=20.0, warmup=20, growth=2.0, window=200, patience=10, quiet=1000):
+    def __init__(self, spike=20.0, warmup=20, growth=1.5, window=500, patience=10, quiet=1000):
         self.spike = _positive("spike", spike, low=1.0)
         self.warmup = _positive("warmup", warmup, integer=True, low=1)
         self.growth = _positive("growth", growth, low=1.0)
@@ -182,8 +186,7 @@ class HealthMonitor:
             if not applied:
                 continue
             if ema is not None and n_before >= self.warmup and seeded >= self.warmup and ema > 0.0 and g > self.spike * ema:
-                clipped = 0.0 < clip < g
-                level = logging.INFO if clipped else logging.WARNING
+                level = logging.INFO if clip > 0.0 else logging.WARNING
                 self._event("grad_spike", at, self._spike_message(g, ema, n_before + 1, clip), level)
             ema = g if (ema is None or n_before == 0) else decay * ema + (1.0 - decay) * g
             seeded += 1
@@ -214,7 +217,7 @@ class HealthMonitor:
             if g > clip:
                 first = f"clipping (clip={clip:g}) scaled this update down to norm {clip:g}; if spikes recur, lower lr"
             else:
-                first = f"a lower clip (clip={clip:g} was not reached), lower lr"
+                first = f"clipping bounds such updates at clip={clip:g} (not reached here); if spikes recur, lower lr"
         else:
             first = f"clip the gradient (e.g. clip={max(2.0 * ema, 1e-12):.2g}, twice the running mean), lower lr"
         return (
@@ -230,14 +233,22 @@ class HealthMonitor:
         self._marks.append(wnorm)
         del self._marks[: -(self.patience + 1)]
         w = self._marks
-        if len(w) == self.patience + 1 and all(b > a for a, b in zip(w, w[1:])) and w[-1] >= self.growth * w[0]:
+        half = self.patience // 2
+        if (
+            len(w) == self.patience + 1
+            and all(b > a for a, b in zip(w, w[1:]))
+            and w[-1] >= self.growth * w[0]
+            and w[-1] - w[-1 - half] >= 0.5 * (w[half] - w[0])
+        ):
             span = self.patience * self.window
             self._event(
                 "weight_growth",
                 at,
                 f"weight norm grew from {w[0]:.4g} to {w[-1]:.4g} over about {span} updates (to update "
-                f"{update}), growing at every sample (training may be diverging). Usual remedies: lower lr, "
-                "clip the gradient, weight_decay, or a gated cell (cell='gru' or 'lstm').",
+                f"{update}), growing at every sample and not slowing down; weights that grow without bound "
+                "saturate the cell and "
+                "stall learning. Usual remedies: lower lr, weight_decay, clip the gradient, or a gated cell "
+                "(cell='gru' or 'lstm').",
             )
 
     def _event(self, symptom, at, message, level=logging.WARNING):

@@ -150,8 +150,8 @@ def ramp(T, seed=0):
 
 
 def test_weight_growth_warns_in_run_with_history(records):
-    X, Y = ramp(12000)
-    m = sr.StreamRNN(cell="gru", input_size=1, hidden_size=8, k1=4, lr=0.01, history=3000)
+    X, Y = ramp(24000)  # 6000 updates: the default monitor samples the norm every 500
+    m = sr.StreamRNN(cell="gru", input_size=1, hidden_size=8, k1=4, lr=0.01, history=6000)
     m.run(X, Y)
     recs = records("weight_growth")
     assert len(recs) >= 1 and all(r.levelno == logging.WARNING for r in recs)
@@ -241,3 +241,62 @@ def test_replaced_arrays_sync_silently(records):
 def test_bad_monitor_settings_name_the_field(kw, match):
     with pytest.raises(ValueError, match=match):
         HealthMonitor(**kw)
+
+
+# ---------------------------------------------------------------------- the monitor alone
+def fake_model(k2=1):
+    """The two arrays the monitor reads, as any engine on these kernels keeps them."""
+    from streamrnn.kernels import layout as L
+
+    meta = np.zeros(L.META_SIZE, dtype=np.int64)
+    meta[L.K2] = k2
+    fmeta = np.zeros(L.fmeta_size(k2, 0))
+    fmeta[L.EMA] = 0.9
+    return meta, fmeta
+
+
+def feed(monitor, meta, fmeta, wnorm, gnorm=1.0):
+    """Record one applied update the way the kernel does, then poll."""
+    from streamrnn.kernels import layout as L
+
+    first = meta[L.N_UPDATES] == 0
+    fmeta[L.LAST_LOSS], fmeta[L.LAST_GNORM], fmeta[L.WNORM] = 1.0, gnorm, wnorm
+    fmeta[L.EMA_GNORM] = gnorm if first else 0.9 * fmeta[L.EMA_GNORM] + 0.1 * gnorm
+    meta[L.N_UPDATES] += 1
+    return monitor.poll(meta, fmeta, 1)
+
+
+@pytest.mark.parametrize(
+    "shape,fires",
+    [
+        (lambda t: 1.0 + 0.01 * t, True),  # linear: keeps growing
+        (lambda t: 1.01**t, True),  # exponential: diverging
+        (lambda t: 4.0 - 3.0 * np.exp(-t / 60.0), False),  # converging: grows 3x, then levels off
+        (lambda t: 1.0 + 0.3 * np.log1p(t), False),  # slows down, never stops
+        (lambda t: 1.0 + 0.001 * t, False),  # linear but slow: 1.2x over the horizon
+    ],
+    ids=["linear", "exponential", "converging", "logarithmic", "slow"],
+)
+def test_weight_growth_needs_sustained_growth(shape, fires, records):
+    monitor = HealthMonitor(window=10, patience=10, growth=1.5)
+    meta, fmeta = fake_model()
+    for t in range(400):
+        assert feed(monitor, meta, fmeta, float(shape(t))) == 1
+    assert (monitor.counts["weight_growth"] > 0) == fires
+    assert len(records("weight_growth")) == (1 if fires else 0)
+
+
+def test_spike_threshold_and_warmup_on_hand_made_records(records):
+    monitor = HealthMonitor(spike=20.0, warmup=20)
+    meta, fmeta = fake_model()
+    feed(monitor, meta, fmeta, 1.0, gnorm=1.0)
+    feed(monitor, meta, fmeta, 1.0, gnorm=100.0)  # a spike, but inside the warmup
+    for _ in range(40):
+        feed(monitor, meta, fmeta, 1.0, gnorm=1.0)
+    assert records() == []
+    feed(monitor, meta, fmeta, 1.0, gnorm=19.0)  # ema ~1.0: below 20x
+    assert records() == []
+    feed(monitor, meta, fmeta, 1.0, gnorm=1.0)
+    feed(monitor, meta, fmeta, 1.0, gnorm=60.0)
+    (r,) = records()
+    assert r.symptom == "grad_spike" and r.levelno == logging.WARNING and "clip the gradient" in r.getMessage()
