@@ -4,7 +4,8 @@ Each cell learns the adding problem with segments of d = 16 steps (the answer ne
 seen 15 steps earlier) under TBPTT(32), as in ``benchmarks/tasks.py``. A probe copy of the
 weights (lr = 0, k1 = 1, k2 = 64: one update per answer, its loss at the last step only)
 then measures ``||dL/dh_{t-k}|| / ||dL/dh_t||``, the share of an answer's gradient that
-reaches k steps back, averaged over the last answers (``lag_grad_norm_ema``). Printed as
+reaches k steps back, averaged over the last answers (``lag_grad_norm_ema``; for the
+LSTM, the gradient reaching its output h, not its cell state c). Printed as
 a table; ``--plot PATH`` also draws it (needs matplotlib, an optional extra).
 
 Usage: python benchmarks/gradient_flow.py [--plot docs/gradient_flow.png] [--segments 8000]
@@ -81,9 +82,9 @@ def plot(curves, path):
         style = "-" if stage == "trained" else ":"
         ax.semilogy(k, np.maximum(f, 1e-17), style, color=colors[cell], label=f"{cell} ({stage})")
     ax.axvline(D - 1, color="grey", lw=0.8)
-    ax.text(D - 0.5, 1e-15, "first value\n(lag 15)", fontsize=8, color="grey")
+    ax.text(D - 0.5, 1e-11, "first value\n(lag 15)", fontsize=8, color="grey")
     ax.axvline(K - 1, color="grey", lw=0.8, ls="--")
-    ax.text(K - 0.5, 1e-15, "training window\nK = 32", fontsize=8, color="grey")
+    ax.text(K - 0.5, 1e-6, "training window\nK = 32", fontsize=8, color="grey")
     ax.set_ylim(1e-17, 10.0)
     ax.set_xlabel("lag k (steps back from the answer)")
     ax.set_ylabel("||dL/dh(t-k)|| / ||dL/dh(t)||")

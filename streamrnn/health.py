@@ -14,11 +14,11 @@ symptom           when
 ``grad_spike``    gradient norm (before clipping) > ``spike`` x its running mean, after
                   ``warmup`` applied updates
 ``weight_growth`` the weight norm, sampled every ``window`` applied updates, grew at each
-                  of the last ``patience`` samples, by ``growth`` x in total, and without
+                  of the last ``patience`` samples, by ``growth`` x in total, without
                   slowing down (the later half of the samples gained at least half as
-                  much as the earlier half): not the decelerating growth of a model that
-                  is converging, but weights that grow without bound, saturate the cell
-                  and stall learning
+                  much as the earlier half), while the loss's running mean did not fall
+                  by 10%: not a model that grows its weights as it learns, but weights
+                  that grow without bound, saturate the cell and stall learning
 ================  =====================================================================
 
 Records are logged at level WARNING, except spikes in a model that clips (``clip`` set),
@@ -45,17 +45,25 @@ call.
 
 Examples
 --------
->>> import numpy as np
+``StreamRNN(warn=True)`` (the default) keeps a monitor and polls it after every update:
+
 >>> import streamrnn as sr
->>> m = sr.StreamRNN(cell="elman", input_size=1, hidden_size=4, k1=2, lr=0.1, warn=False)
->>> monitor = HealthMonitor()
->>> monitor.sync(m._meta, m._fmeta)
+>>> m = sr.StreamRNN(cell="elman", input_size=1, hidden_size=4, k1=2, lr=0.1)
 >>> m.learn([0.5], [0.0])
->>> m.learn([0.5], [1e300])  # the squared error overflows: the update is skipped
->>> monitor.poll(m._meta, m._fmeta)  # logs a "nonfinite" warning to the streamrnn logger
-1
->>> monitor.counts
+>>> m.learn([0.5], [1e300])  # the squared error overflows: the update is skipped, and a
+>>> m.health.counts          # "nonfinite" warning goes to the streamrnn logger
 {'nonfinite': 1, 'grad_spike': 0, 'weight_growth': 0}
+
+Another engine on these kernels does the same with its own arrays:
+
+>>> monitor = HealthMonitor(quiet=0)
+>>> monitor.sync(m._meta, m._fmeta)  # start from the counters as they are
+>>> m.learn([0.5], [0.0])
+>>> m.learn([0.5], [1e300])
+>>> monitor.poll(m._meta, m._fmeta, most=2)  # two learn calls: at most two updates
+1
+>>> monitor.counts["nonfinite"], m.health.counts["nonfinite"]
+(1, 2)
 """
 
 import logging
@@ -92,10 +100,12 @@ class HealthMonitor:
     warmup : int
         Applied updates before spikes are judged (the running mean needs a few).
     growth : float
-        Total growth factor of the weight norm over ``patience`` windows that, with growth
-        at every window, counts as weights that keep growing.
+        Growth factor of the weight norm over ``patience`` windows that, with growth at
+        every window, no slowing down and no progress of the loss (see the table above),
+        counts as weights that keep growing.
     window : int
-        Applied updates between two samples of the weight norm.
+        Applied updates between two samples of the weight norm (and of the loss's
+        running mean).
     patience : int
         Consecutive growing windows needed.
     quiet : int
@@ -120,15 +130,17 @@ class HealthMonitor:
         self._updates = 0  # meta[N_UPDATES] at the last poll
         self._skipped = 0  # meta[N_SKIPPED] at the last poll
         self._ema = 0.0  # fmeta[EMA_GNORM] at the last poll
-        self._marks = []  # weight norm at the last patience + 1 window marks
+        self._lema = 0.0  # fmeta[EMA_LOSS] at the last poll
+        self._marks = []  # (weight norm, loss running mean) at the last patience + 1 window marks
         self._last_mark = 0  # applied updates at the last mark
 
     # ------------------------------------------------------------------ polling
     def sync(self, meta, fmeta):
         """Take the current counters as seen, silently (e.g. after the arrays were replaced)."""
-        self._updates = int(meta[L.N_UPDATES])
-        self._skipped = int(meta[L.N_SKIPPED])
-        self._ema = float(fmeta[L.EMA_GNORM])
+        self._updates = meta.item(L.N_UPDATES)
+        self._skipped = meta.item(L.N_SKIPPED)
+        self._ema = fmeta.item(L.EMA_GNORM)
+        self._lema = fmeta.item(L.EMA_LOSS)
         self._marks = []
         self._last_mark = self._updates
 
@@ -139,8 +151,8 @@ class HealthMonitor:
         (1 after ``learn``); more than that, or counters that went backwards, means the
         arrays were replaced (a loaded checkpoint), and the monitor syncs silently.
         """
-        updates = int(meta[L.N_UPDATES])
-        skipped = int(meta[L.N_SKIPPED])
+        updates = meta.item(L.N_UPDATES)
+        skipped = meta.item(L.N_SKIPPED)
         n_new = (updates - self._updates) + (skipped - self._skipped)
         if n_new == 0:
             return 0
@@ -148,29 +160,30 @@ class HealthMonitor:
             self.sync(meta, fmeta)
             return 0
         new_skips = skipped - self._skipped
-        decay = float(fmeta[L.EMA])
+        decay = fmeta.item(L.EMA)
         if n_new == 1:
             # exactly the last update: the kernel's own record, and its EMA before it
-            records = [(float(fmeta[L.LAST_LOSS]), float(fmeta[L.LAST_GNORM]), float(fmeta[L.WNORM]), new_skips == 0)]
-            ema, n_before, seeded = self._ema, self._updates, self.warmup
-        elif meta[L.HIST] > 0 and meta[L.HIST_COUNT] > 0:
+            records = [(fmeta.item(L.LAST_LOSS), fmeta.item(L.LAST_GNORM), fmeta.item(L.WNORM), new_skips == 0)]
+            ema, lema, n_before, seeded = self._ema, self._lema, self._updates, self.warmup
+        elif meta.item(L.HIST) > 0 and meta.item(L.HIST_COUNT) > 0:
             records = self._history(meta, fmeta, n_new)
             if len(records) == n_new:  # every update of the call: replay from the last poll's EMA
-                ema, n_before, seeded = self._ema, self._updates, self.warmup
-            else:  # the ring overflowed: the EMA restarts at its oldest record
-                ema, seeded = None, 0
+                ema, lema, n_before, seeded = self._ema, self._lema, self._updates, self.warmup
+            else:  # the ring overflowed: the running means restart at its oldest record
+                ema, lema, seeded = None, None, 0
                 n_before = updates - sum(r[3] for r in records)
         else:
             # no ring: only the last update; its EMA before it is recovered from the one after
-            loss, g, w = float(fmeta[L.LAST_LOSS]), float(fmeta[L.LAST_GNORM]), float(fmeta[L.WNORM])
+            loss, g, w = fmeta.item(L.LAST_LOSS), fmeta.item(L.LAST_GNORM), fmeta.item(L.WNORM)
             applied = math.isfinite(loss) and math.isfinite(g) and updates > self._updates
             records = [(loss, g, w, applied)]
             n_before = updates - 1 if applied else updates
-            ema = (float(fmeta[L.EMA_GNORM]) - (1.0 - decay) * g) / decay if applied else None
+            ema = (fmeta.item(L.EMA_GNORM) - (1.0 - decay) * g) / decay if applied else None
+            lema = (fmeta.item(L.EMA_LOSS) - (1.0 - decay) * loss) / decay if applied else None
             seeded = self.warmup
         at = updates + skipped - len(records)
         if new_skips:
-            loss, g = float(fmeta[L.LAST_LOSS]), float(fmeta[L.LAST_GNORM])
+            loss, g = fmeta.item(L.LAST_LOSS), fmeta.item(L.LAST_GNORM)
             what = "the update was" if n_new == 1 else f"{new_skips} of the last {n_new} updates were"
             self._event(
                 "nonfinite",
@@ -180,33 +193,36 @@ class HealthMonitor:
                 "the gradient (clip=1.0), lower lr, scale inputs and targets to about unit size, or a "
                 "gated cell (cell='gru' or 'lstm').",
             )
-        clip = float(fmeta[L.CLIP])
+        clip = fmeta.item(L.CLIP)
         for loss, g, w, applied in records:
             at += 1
             if not applied:
                 continue
-            if ema is not None and n_before >= self.warmup and seeded >= self.warmup and ema > 0.0 and g > self.spike * ema:
+            judged = ema is not None and n_before >= self.warmup and seeded >= self.warmup and ema > 0.0
+            if judged and g > self.spike * ema:
                 level = logging.INFO if clip > 0.0 else logging.WARNING
                 self._event("grad_spike", at, self._spike_message(g, ema, n_before + 1, clip), level)
             ema = g if (ema is None or n_before == 0) else decay * ema + (1.0 - decay) * g
+            lema = loss if (lema is None or n_before == 0) else decay * lema + (1.0 - decay) * loss
             seeded += 1
             n_before += 1
             if n_before // self.window > self._last_mark // self.window:
                 self._last_mark = n_before
-                self._mark(w, n_before, at)
+                self._mark(w, lema, n_before, at)
         self._updates, self._skipped = updates, skipped
-        self._ema = float(fmeta[L.EMA_GNORM])
+        self._ema = fmeta.item(L.EMA_GNORM)
+        self._lema = fmeta.item(L.EMA_LOSS)
         return n_new
 
     # ------------------------------------------------------------------ internals
     @staticmethod
     def _history(meta, fmeta, n_new):
         """The last min(n_new, records kept) history records, oldest first."""
-        cap = int(meta[L.HIST])
-        take = min(n_new, int(meta[L.HIST_COUNT]))
-        base = L.F_LAGS + 2 * int(meta[L.K2])
+        cap = meta.item(L.HIST)
+        take = min(n_new, meta.item(L.HIST_COUNT))
+        base = L.F_LAGS + 2 * meta.item(L.K2)
         recs = fmeta[base : base + cap * L.HIST_WIDTH].reshape(cap, L.HIST_WIDTH)
-        order = (np.arange(take) + (int(meta[L.HIST_POS]) - take)) % cap
+        order = (np.arange(take) + (meta.item(L.HIST_POS) - take)) % cap
         out = []
         for loss, g, _clipped, w in recs[order].tolist():
             out.append((loss, g, w, math.isfinite(loss) and math.isfinite(g)))
@@ -226,29 +242,33 @@ class HealthMonitor:
             "a shorter k2 multiplies fewer Jacobians."
         )
 
-    def _mark(self, wnorm, update, at):
-        if not math.isfinite(wnorm) or wnorm <= 0.0:
+    def _mark(self, wnorm, loss_mean, update, at):
+        if not (math.isfinite(wnorm) and wnorm > 0.0 and math.isfinite(loss_mean)):
             self._marks = []
             return
-        self._marks.append(wnorm)
+        self._marks.append((wnorm, loss_mean))
         del self._marks[: -(self.patience + 1)]
-        w = self._marks
+        if len(self._marks) < self.patience + 1:
+            return
+        w = [m[0] for m in self._marks]
+        first_loss, last_loss = self._marks[0][1], self._marks[-1][1]
         half = self.patience // 2
         if (
-            len(w) == self.patience + 1
-            and all(b > a for a, b in zip(w, w[1:]))
+            all(b > a for a, b in zip(w, w[1:]))
             and w[-1] >= self.growth * w[0]
             and w[-1] - w[-1 - half] >= 0.5 * (w[half] - w[0])
+            and last_loss >= 0.9 * first_loss
         ):
             span = self.patience * self.window
             self._event(
                 "weight_growth",
                 at,
                 f"weight norm grew from {w[0]:.4g} to {w[-1]:.4g} over about {span} updates (to update "
-                f"{update}), growing at every sample and not slowing down; weights that grow without bound "
-                "saturate the cell and "
-                "stall learning. Usual remedies: lower lr, weight_decay, clip the gradient, or a gated cell "
-                "(cell='gru' or 'lstm').",
+                f"{update}), growing at every sample and not slowing down, while the loss did not improve "
+                f"(running mean {first_loss:.4g} -> {last_loss:.4g}); weights that grow without bound "
+                "saturate the cell and stall learning. Usual remedies: lower lr, weight_decay, clip the "
+                "gradient, a gated cell (cell='gru' or 'lstm'), or a longer k2 if the dependencies to "
+                "learn are longer than the window.",
             )
 
     def _event(self, symptom, at, message, level=logging.WARNING):
