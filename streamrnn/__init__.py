@@ -7,10 +7,12 @@ disk), or all at once with ``streamrnn.warmup()``.
 from ._version import __version__
 from .checkpoint import CheckpointError
 from .engine import StreamRNN
+from .health import HealthMonitor
 from .warm import warmup
 
 __all__ = [
     "CheckpointError",
+    "HealthMonitor",
     "RNNAnomalyDetector",
     "RNNClassifier",
     "RNNForecaster",

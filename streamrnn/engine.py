@@ -11,6 +11,7 @@ import numpy as np
 
 from . import cells, checkpoint
 from ._config import DEFAULT_DTYPE, DTYPES
+from .health import HealthMonitor
 from .kernels import layout as L
 from .kernels.tbptt import learn_step, predict_step, refresh_transposed, reset_stream, run_rows
 
@@ -90,6 +91,10 @@ class StreamRNN:
         norm) for plotting; 0 keeps none.
     ema : float
         Decay of the running means reported by ``diagnostics()``.
+    warn : bool
+        Log training symptoms (non-finite loss, gradient spikes, weights that keep
+        growing), each with its usual remedy, to the ``streamrnn`` logger; see
+        ``streamrnn.health``. ``health`` gives the monitor (thresholds, event counts).
 
     Input policy
     ------------
@@ -143,6 +148,7 @@ class StreamRNN:
         centered=False,
         history=0,
         ema=0.95,
+        warn=True,
     ):
         self.cell = _check_choice("cell", cell, cells.CELLS)
         self.input_size = _check_int("input_size", input_size, 1)
@@ -177,7 +183,10 @@ class StreamRNN:
         self.centered = bool(centered)
         self.history = _check_int("history", history, 0)
         self.ema = _check_float("ema", ema, 0.0, 1.0, high_open=True)
+        self.warn = bool(warn)
         self._build()
+        self._health = HealthMonitor() if self.warn else None
+        self._poll_in = self.k1  # learn calls until the next TBPTT boundary
         rng = np.random.default_rng(self.seed)
         p0 = cells.init_params(self.cell, self.input_size, self.hidden_size, self.output_size, rng)
         self._mem[: self._layout.n_params] = p0
@@ -209,6 +218,7 @@ class StreamRNN:
             "centered": self.centered,
             "history": self.history,
             "ema": self.ema,
+            "warn": self.warn,
         }
 
     def _build(self, n_streams=1):
@@ -459,6 +469,11 @@ class StreamRNN:
             )
         if code:
             self._raise(code, x, y)
+        if self._health is not None:
+            self._poll_in -= 1
+            if self._poll_in <= 0:  # a TBPTT boundary: maybe an update to check
+                self._poll_in = self.k1
+                self._health.poll(self._meta, self._fmeta, 1)
 
     def _advance(self, x):
         """Return ``predict(x)`` and move the carried state on to that step's state.
@@ -506,6 +521,11 @@ class StreamRNN:
         empty (0, output_size) array and changes nothing. If a row is refused inside the
         loop (its step would make the hidden state non-finite) the ValueError names the
         row, and the rows before it stay learned.
+
+        With ``warn=True`` the health checks run once, after the call: every skipped update
+        is counted, but only the last update's gradient norm is judged, unless the model
+        keeps a history ring (``history=N``), in which case the last N updates are replayed
+        and judged one by one, as ``learn`` would (see ``streamrnn.health``).
         """
         X = self._as_rows(X, "X", self.input_size)
         n = X.shape[0]
@@ -534,6 +554,9 @@ class StreamRNN:
             self._meta, self._fmeta, self._mem, self._slab, self._counts,
             self._work, self._iwork, slots, resets, X, Y, mask, out,
         )
+        if self._health is not None:
+            self._health.poll(self._meta, self._fmeta, -(-n // self.k1))
+            self._poll_in = self.k1 - self._counts.item(0) % self.k1
         if done < n:
             self._raise(
                 int(self._iwork[L.ERR_CODE]), X[done], Y[done],
@@ -547,6 +570,7 @@ class StreamRNN:
         The weights and the optimizer state are kept.
         """
         reset_stream(self._meta, self._slab, self._counts, 0, self._iwork)
+        self._poll_in = self.k1
         return self
 
     # ------------------------------------------------------------------ parameters
@@ -609,6 +633,15 @@ class StreamRNN:
 
     # ------------------------------------------------------------------ state views
     @property
+    def health(self):
+        """The ``HealthMonitor`` behind ``warn=True`` (None when warn=False).
+
+        Its thresholds are attributes (``m.health.spike = 20.0``); ``m.health.counts``
+        counts the events per symptom, logged or not.
+        """
+        return self._health
+
+    @property
     def steps(self):
         """Samples learned so far."""
         return int(self._counts[0, 0])
@@ -622,14 +655,50 @@ class StreamRNN:
         return s
 
     def diagnostics(self):
-        """Training health: losses, gradient norms, counts and per-lag gradient flow.
+        """Training health: counts, losses, gradient norms and per-lag gradient flow.
 
-        Returns a dict with ``steps``, ``updates``, ``skipped`` (non-finite loss, gradient
-        or update), ``clipped``, ``no_target`` (boundaries with nothing to learn),
-        ``loss`` and ``loss_ema``, ``grad_norm`` (before clipping) and ``grad_norm_ema``,
-        ``weight_norm``, ``lag_grad_norm`` (||dL/dh_{t-k}|| of the last update, k = 0 ..
-        k2-1) and ``lag_grad_norm_ema`` (its running mean), and ``history`` (a dict of
-        arrays, oldest first) when the model keeps one.
+        An *update* is a TBPTT boundary (every k1-th step of the stream) with at least one
+        target among its last k1 steps. It re-runs the window of the last
+        ``min(k2, steps)`` steps, computes the loss L (mean over those target steps, and
+        over outputs for mse) and its gradient, then applies it, or skips it (weights and
+        optimizer state kept) if the loss, the gradient or the optimizer step is non-finite.
+
+        Returns a dict:
+
+        - ``steps``: samples learned over the model's life (``reset_state`` does not zero
+          it, unlike the ``steps`` property).
+        - ``updates``: updates applied. ``skipped``: updates skipped. ``clipped``: applied
+          updates whose gradient norm exceeded ``clip`` (and was scaled down to it).
+          ``no_target``: boundaries without a target (nothing computed).
+        - ``loss``, ``grad_norm``: L and the global L2 norm of its gradient before
+          clipping, for the last update, applied or skipped (0.0 before the first).
+        - ``loss_ema``, ``grad_norm_ema``: running means over applied updates: the first
+          sets them, each next one does ``mean = ema * mean + (1 - ema) * value``.
+        - ``weight_norm``: the L2 norm of all parameters now.
+        - ``lag_grad_norm``: array (k2,); entry k is ``||dL/dh_{t-k}||`` for the last
+          update, where t is the last step of its window and ``h_{t-k}`` the hidden state
+          after step t-k (h only, not an LSTM's cell state c): the whole gradient reaching
+          that state, through its own readout and through the later steps, before
+          clipping. Entries at lags beyond the window (early in the stream) are 0. With a
+          single target, at the last step, ``lag_grad_norm[k] / lag_grad_norm[0]`` is
+          what k backward steps (k Jacobians) leave of the gradient: how fast it vanishes
+          or explodes with the lag (``examples/vanishing_gradients.py``).
+        - ``lag_grad_norm_ema``: its running mean over applied updates (as above, per lag).
+        - ``history`` (only with ``history=N``): a dict of arrays, oldest first, with one
+          entry per update, applied or skipped, for the last N: ``loss``, ``grad_norm``,
+          ``clipped`` (bool) and ``weight_norm`` (after the update; a skipped update
+          repeats the previous value).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import streamrnn as sr
+        >>> m = sr.StreamRNN(cell="elman", input_size=1, hidden_size=4, k1=4, k2=8, lr=0.01)
+        >>> m.run(np.ones((20, 1)), np.zeros((20, 1))).shape
+        (20, 1)
+        >>> d = m.diagnostics()
+        >>> d["updates"], d["skipped"], d["clipped"], d["lag_grad_norm"].shape
+        (5, 0, 0, (8,))
         """
         m, f, k2 = self._meta, self._fmeta, self.k2
         out = {

@@ -413,9 +413,8 @@ def finish_update(meta, fmeta, mem, loss_value, gnorm, t_w):
         fmeta[L.EMA_GNORM] = decay * fmeta[L.EMA_GNORM] + (1.0 - decay) * gnorm
         for k in range(t_w):
             fmeta[lag_means + k] = decay * fmeta[lag_means + k] + (1.0 - decay) * fmeta[lags + k]
-    if meta[L.HIST] > 0:  # the norm costs a pass over the parameters: only for the history
-        fmeta[L.PREV_WNORM] = fmeta[L.WNORM]
-        fmeta[L.WNORM] = math.sqrt(sum_squares(mem, meta[L.P]))
+    fmeta[L.PREV_WNORM] = fmeta[L.WNORM]
+    fmeta[L.WNORM] = math.sqrt(sum_squares(mem, meta[L.P]))
     meta[L.N_UPDATES] += 1
     _record(meta, fmeta, loss_value, gnorm, clipped, fmeta[L.WNORM])
 

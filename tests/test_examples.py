@@ -1,0 +1,51 @@
+"""Every example runs with a small N and prints its result; the scalar gradient example is exact."""
+
+import importlib.util
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+EXAMPLES = sorted((ROOT / "examples").glob("*.py"))
+SMALL_N = {"quickstart.py": "300", "vanishing_gradients.py": "20"}
+
+
+def load(name):
+    spec = importlib.util.spec_from_file_location(f"example_{name}", ROOT / "examples" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_example_has_a_small_n():
+    assert {p.name for p in EXAMPLES} == set(SMALL_N)
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+def test_example_runs_with_small_n(path):
+    res = subprocess.run(
+        [sys.executable, str(path), SMALL_N[path.name]], capture_output=True, text=True, cwd=ROOT, timeout=300
+    )
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip()
+
+
+def test_scalar_example_reproduces_072_to_the_k():
+    out = load("vanishing_gradients").main(40)
+    k = np.arange(40)
+    np.testing.assert_allclose(out["flow"], 0.72**k, rtol=1e-13, atol=0)
+    assert out["flow"][3] == pytest.approx(0.373248, abs=1e-12)
+    assert out["flow"][19] == pytest.approx(0.0019468, rel=1e-4)
+    np.testing.assert_allclose(out["explode_flow"], 1.5**k, rtol=1e-13, atol=0)
+
+
+def test_scalar_example_clipping_holds_the_explosion():
+    out = load("vanishing_gradients").main(30)
+    assert out["grad_norm"] > 1e5 and out["clipped"] == 1
+    assert out["moved_clipped"] == pytest.approx(0.01, rel=1e-9)  # lr x clip
+    assert out["moved_unclipped"] == pytest.approx(0.01 * out["grad_norm"], rel=1e-9)
+    assert abs(out["h_after_unclipped"]) == 1.0
+    assert out["weight_norm_clipped"] == pytest.approx(out["weight_norm_before"], abs=0.011)
