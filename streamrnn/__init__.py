@@ -5,8 +5,9 @@ disk), or all at once with ``streamrnn.warmup()``.
 """
 
 from .engine import StreamRNN
+from .keyed import KeyedStreamRNN
 from .warm import warmup
 
 __version__ = "0.1.0"
 
-__all__ = ["StreamRNN", "warmup", "__version__"]
+__all__ = ["StreamRNN", "KeyedStreamRNN", "warmup", "__version__"]
