@@ -50,13 +50,13 @@ class KeyedStreamRNN:
 
     At most ``capacity`` keys are held. A new key arriving when all slots are taken
     evicts the least recently used key (recency counts learned samples; ``predict``
-    does not touch a key). With ``ttl=T``, a key idle for more than ``T`` samples of the
-    whole model is evicted as well: a key whose last sample was the model's sample
-    number ``s`` (counting from 0) is still held when sample ``s + T + 1`` arrives only if
-    it is that sample's key; after sample ``s + T + 1`` is learned it is gone. For
-    example with ``ttl=2``, a key seen at sample 10 continues its state at sample 11, 12
-    or 13; otherwise it is gone once sample 13 is learned. An evicted key that comes back
-    starts again from the zero state (and, with ``shared=False``, from the initial
+    does not touch a key). With ``ttl=T``, a key is also evicted once more than ``T``
+    samples (of any other keys) have been learned since its own last sample: counting the
+    model's samples from 0, a key last seen at sample ``s`` continues its state if it comes
+    back by sample ``s + T + 1``, and is evicted as soon as sample ``s + T + 1`` is learned
+    for another key. With ``ttl=2``, a key seen at sample 10 continues at sample 11, 12 or
+    13; if sample 13 is another key's, it is gone once 13 is learned. A key that comes back
+    after an eviction starts again from the zero state (and, with ``shared=False``, from the initial
     weights), like a new ``StreamRNN``. ``diagnostics()`` counts evictions.
 
     Keys are ints (any int64 value) or strings; one model takes one kind. Strings map to
@@ -232,6 +232,8 @@ class KeyedStreamRNN:
 
     def _key_ids(self, keys, n):
         """``(int64 ids (n,), [(first row, string, id)] of new strings, "int" or "str")``."""
+        if n == 0 and np.shape(keys) in ((0,), ()) and len(keys) == 0:
+            return np.zeros(0, dtype=np.int64), [], self._key_kind
         if isinstance(keys, np.ndarray) and keys.dtype.kind != "O":
             arr = keys
             if arr.shape != (n,):
