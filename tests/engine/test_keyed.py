@@ -414,6 +414,7 @@ def test_key_types_and_array_dtypes_map_to_the_same_keys(rng):
     for t in range(40):
         m.learn(np.int64(keys[t]), X[t], Y[t])
     assert_same_arrays(snapshot(ref), snapshot(m))
+    assert ref.run([], np.zeros((0, 3))).shape == (0, 2) and ref.run(np.array([]), np.zeros((0, 3))).shape == (0, 2)
     big = keyed(capacity=2)
     big.learn(-(2**63), X[0])
     big.learn(2**63 - 1, X[1])
