@@ -10,7 +10,6 @@ import numbers
 
 import numpy as np
 
-from . import cells
 from .engine import StreamRNN, _check_choice, _check_int
 from .kernels import keymap as KM
 from .kernels import layout as L
@@ -248,7 +247,8 @@ class KeyedStreamRNN:
                 try:
                     values = list(keys)
                 except TypeError:
-                    raise TypeError(f"keys must be a sequence of ints or of strings, got {type(keys).__name__}") from None
+                    kind = type(keys).__name__
+                    raise TypeError(f"keys must be a sequence of ints or of strings, got {kind}") from None
                 if len(values) != n:
                     raise ValueError(f"keys must have {n} entries (one key per row of X), got {len(values)}")
             if all(isinstance(k, str) for k in values):

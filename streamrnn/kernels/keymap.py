@@ -140,6 +140,7 @@ def _table_remove(kmeta, table, slots, slot):
 
 @jit
 def _lru_unlink(kmeta, slots, slot):
+    """Take ``slot`` out of the LRU list (its own links are left as they were)."""
     prev = slots[slot, SK_PREV]
     nxt = slots[slot, SK_NEXT]
     if prev >= 0:
@@ -154,6 +155,7 @@ def _lru_unlink(kmeta, slots, slot):
 
 @jit
 def _lru_push_front(kmeta, slots, slot):
+    """Link ``slot`` (not in the list) in at the head: the most recently used."""
     head = kmeta[KM_HEAD]
     slots[slot, SK_PREV] = -1
     slots[slot, SK_NEXT] = head
