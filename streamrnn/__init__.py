@@ -8,11 +8,13 @@ from ._version import __version__
 from .checkpoint import CheckpointError
 from .engine import StreamRNN
 from .health import HealthMonitor
+from .keyed import KeyedStreamRNN
 from .warm import warmup
 
 __all__ = [
     "CheckpointError",
     "HealthMonitor",
+    "KeyedStreamRNN",
     "RNNAnomalyDetector",
     "RNNClassifier",
     "RNNForecaster",
