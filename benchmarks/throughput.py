@@ -105,8 +105,8 @@ def main(argv=None):
         have_torch = False
         print("torch is not installed: only streamrnn rows are printed")
     print(f"H={a.hidden} D={a.input} K={a.k} SGD float64, one thread; samples/s (ratio to torch per-sample)")
-    print(f"| cell | torch per-sample | torch chunked | streamrnn loop | streamrnn run |")
-    print(f"|---|---:|---:|---:|---:|")
+    print("| cell | torch per-sample | torch chunked | streamrnn loop | streamrnn run |")
+    print("|---|---:|---:|---:|---:|")
     for cell in cells:
         X, Y = make_stream(a.steps, a.input)
         loop, run = bench_streamrnn(cell, a.input, a.hidden, a.k, X, Y, 0.01)

@@ -20,7 +20,8 @@ def test_installed_distribution_has_only_the_streamrnn_top_level_name():
 
 def test_built_wheel_holds_only_streamrnn(tmp_path):
     res = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), str(ROOT)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path),
+         str(ROOT)],
         capture_output=True,
         text=True,
     )

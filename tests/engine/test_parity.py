@@ -39,7 +39,9 @@ OPTIMIZERS = [
 def test_matches_torch_chunked_loop_for_2000_steps(cell, opt, kw, torch_kw):
     T, D, H, O, K, clip = 2000, 3, 8, 2, 16, 0.05
     X, Y = stream(T, D, O, seed=1)
-    m = sr.StreamRNN(cell=cell, input_size=D, hidden_size=H, output_size=O, k1=K, optimizer=opt, clip=clip, seed=3, **kw)
+    m = sr.StreamRNN(
+        cell=cell, input_size=D, hidden_size=H, output_size=O, k1=K, optimizer=opt, clip=clip, seed=3, **kw
+    )
     rnn, lin = make_torch(m)
     ref = chunked_loop(cell, rnn, lin, X, Y, K, optimizer=opt, clip=clip, lr=kw["lr"], **torch_kw)
     got = m.run(X, Y)
@@ -66,7 +68,9 @@ def test_matches_torch_tbptt_k1_k2(cell, k1, k2, opt, kw, torch_kw, rng):
     T, D, H, O = 300, 3, 6, 2
     X, Y = stream(T, D, O, seed=2)
     mask = rng.uniform(size=T) < 0.6
-    m = sr.StreamRNN(cell=cell, input_size=D, hidden_size=H, output_size=O, k1=k1, k2=k2, optimizer=opt, clip=1.0, seed=5, **kw)
+    m = sr.StreamRNN(
+        cell=cell, input_size=D, hidden_size=H, output_size=O, k1=k1, k2=k2, optimizer=opt, clip=1.0, seed=5, **kw
+    )
     rnn, lin = make_torch(m)
     ref = tbptt_loop(cell, rnn, lin, X, Y, mask, k1, k2, optimizer=opt, clip=1.0, lr=kw["lr"], **torch_kw)
     got = m.run(X, Y, mask=mask)
