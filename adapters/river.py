@@ -415,13 +415,14 @@ class RNNRegressor(_RNNEstimator, base.Regressor):
     >>> from river import datasets, evaluate, metrics, preprocessing
     >>> from streamrnn.adapters.river import RNNRegressor
 
-    TrumpApproval's target is a smooth series, so the model learns its changes:
+    TrumpApproval's target is a smooth series, so the model learns how the changes of
+    the polls move it (the last value alone scores 0.1947):
 
     >>> model = preprocessing.StandardScaler() | RNNRegressor(
-    ...     cell="elman", hidden_size=16, k1=1, k2=2, lr=0.003, diff_target=True, seed=42
+    ...     hidden_size=16, k1=1, k2=8, lr=0.005, diff_target=True, diff_features=True, seed=42
     ... )
     >>> evaluate.progressive_val_score(datasets.TrumpApproval(), model, metrics.MAE())
-    MAE: 0.191927
+    MAE: 0.184746
 
     """
     )
