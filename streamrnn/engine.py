@@ -95,6 +95,11 @@ class StreamRNN:
         PyTorch's update formulas; the options below default to PyTorch's defaults.
     lr : float
         Learning rate.
+    lr_end, lr_tau : float or None
+        A decaying learning rate: the t-th update (t = 0, 1, ...) uses
+        ``lr_end + (lr - lr_end) * lr_tau / (lr_tau + t)``, from ``lr`` down to ``lr_end``
+        (half-way after ``lr_tau`` updates), as PyTorch's ``LambdaLR`` stepped after every
+        ``opt.step()`` would. Both None (the default): ``lr`` throughout.
     clip : float or None
         Clip the gradient to this global L2 norm (``clip_grad_norm_``); None: no clipping.
     seed : int
@@ -167,6 +172,8 @@ class StreamRNN:
         history=0,
         ema=0.95,
         warn=True,
+        lr_end=None,
+        lr_tau=None,
     ):
         self.cell = _check_choice("cell", cell, cells.CELLS)
         self.input_size = _check_int("input_size", input_size, 1)
@@ -182,6 +189,10 @@ class StreamRNN:
         self.optimizer = _check_choice("optimizer", optimizer, cells.OPTIMIZERS)
         self.lr = _check_float("lr", lr, 0.0)
         self.clip = None if clip is None else _check_float("clip", clip, 0.0, low_open=True)
+        if (lr_end is None) != (lr_tau is None):
+            raise ValueError(f"lr_end and lr_tau go together (a schedule) or are both None, got {lr_end!r}, {lr_tau!r}")
+        self.lr_end = None if lr_end is None else _check_float("lr_end", lr_end, 0.0)
+        self.lr_tau = None if lr_tau is None else _check_float("lr_tau", lr_tau, 0.0, low_open=True)
         self.seed = _check_int("seed", seed, 0)
         self.dtype = _check_choice("dtype", dtype, DTYPES)
         self.momentum = _check_float("momentum", momentum, 0.0)
@@ -237,6 +248,8 @@ class StreamRNN:
             "history": self.history,
             "ema": self.ema,
             "warn": self.warn,
+            "lr_end": self.lr_end,
+            "lr_tau": self.lr_tau,
         }
 
     def _build(self, n_streams=1):
@@ -258,6 +271,8 @@ class StreamRNN:
         self._fmeta = np.zeros(L.fmeta_size(self.k2, self.history), dtype=np.float64)
         f = self._fmeta
         f[L.LR] = self.lr
+        f[L.LR_END] = 0.0 if self.lr_end is None else self.lr_end
+        f[L.LR_TAU] = 0.0 if self.lr_tau is None else self.lr_tau
         f[L.MOMENTUM] = self.momentum
         f[L.DAMPENING] = self.dampening
         f[L.WEIGHT_DECAY] = self.weight_decay

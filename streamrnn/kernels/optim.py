@@ -23,6 +23,8 @@ from .layout import (
     EPS,
     FMAX,
     LR,
+    LR_END,
+    LR_TAU,
     MOMENTUM,
     NESTEROV,
     OFF_GRAD,
@@ -47,6 +49,15 @@ def clip_coefficient(gnorm, max_norm):
 
 
 @jit
+def current_lr(meta, fmeta):
+    """The learning rate of the next step: constant, or lr_end + (lr - lr_end) tau / (tau + t)."""
+    tau = fmeta[LR_TAU]
+    if tau <= 0.0:
+        return fmeta[LR]
+    return fmeta[LR_END] + (fmeta[LR] - fmeta[LR_END]) * (tau / (tau + float(meta[OPT_STEP])))
+
+
+@jit
 def _bad(v, fmax):
     """1 unless v is finite and fits the model dtype (so storing it cannot make inf)."""
     return 0 if abs(v) <= fmax else 1
@@ -67,7 +78,7 @@ def _sgd(meta, fmeta, mem, commit):
     params = mem[:n]
     grad = mem[meta[OFF_GRAD] : meta[OFF_GRAD] + n]
     buf = mem[meta[OFF_MOM] : meta[OFF_MOM] + n]
-    lr = fmeta[LR]
+    lr = current_lr(meta, fmeta)
     mu = fmeta[MOMENTUM]
     damp = fmeta[DAMPENING]
     wd = fmeta[WEIGHT_DECAY]
@@ -108,7 +119,7 @@ def _adam(meta, fmeta, mem, commit):
     grad = mem[meta[OFF_GRAD] : meta[OFF_GRAD] + n]
     exp_avg = mem[meta[OFF_MOM] : meta[OFF_MOM] + n]
     exp_avg_sq = mem[meta[OFF_MOM] + n : meta[OFF_MOM] + 2 * n]
-    lr = fmeta[LR]
+    lr = current_lr(meta, fmeta)
     b1 = fmeta[BETA1]
     b2 = fmeta[BETA2]
     eps = fmeta[EPS]
@@ -144,7 +155,7 @@ def _rmsprop(meta, fmeta, mem, commit):
     square_avg = mem[m0 : m0 + n]
     buf = mem[m0 + n : m0 + 2 * n]
     grad_avg = mem[m0 + 2 * n : m0 + 3 * n]
-    lr = fmeta[LR]
+    lr = current_lr(meta, fmeta)
     alpha = fmeta[ALPHA]
     eps = fmeta[EPS]
     wd = fmeta[WEIGHT_DECAY]
