@@ -293,7 +293,6 @@ class StreamRNN:
         self._iwork[L.CACHE_SLOT] = -1
         self._iwork[L.WIN_SLOT] = -1
         self._no_target = np.zeros(self.output_size, dtype=self._np_dtype)
-        self._xshape = (self.input_size,)
         self._predict_fn = self._learn_fn = None  # entry points, found on first use
 
     def _resize(self, input_size=None, output_size=None):
@@ -418,7 +417,15 @@ class StreamRNN:
         unexpected = sorted(set(ck.arrays) - set(checkpoint.ENGINE_ARRAYS))
         if unexpected:
             raise checkpoint.CheckpointError(f"{where}: unexpected arrays {unexpected} in a {cls._checkpoint_kind}")
-        return checkpoint.restore_engine(model, ck.arrays, where)
+        checkpoint.restore_engine(model, ck.arrays, where)
+        model._restored()
+        return model
+
+    def _restored(self):
+        """After the arrays were replaced (a loaded checkpoint): re-align the health checks."""
+        if self._health is not None:
+            self._health.sync(self._meta, self._fmeta)
+            self._poll_in = self.k1 - self._counts.item(0) % self.k1
 
     # ------------------------------------------------------------------ input checks
     def _as_vector(self, value, name, size):
@@ -567,8 +574,9 @@ class StreamRNN:
         rows that have a target (default: all rows when Y is given). Non-finite values in
         X or Y raise ValueError before anything is learned; an X with no rows returns an
         empty (0, output_size) array and changes nothing. If a row is refused inside the
-        loop (its step would make the hidden state non-finite) the ValueError names the
-        row, and the rows before it stay learned.
+        loop (a target outside the loss's domain, such as 2.0 for ``bce``, or a step that
+        would make the hidden state non-finite) the ValueError names the row, and the rows
+        before it stay learned.
 
         With ``warn=True`` the health checks run once, after the call: every skipped update
         is counted, but only the last update's gradient norm is judged, unless the model
@@ -596,11 +604,9 @@ class StreamRNN:
             if not has_y and mask.any():
                 raise ValueError("mask marks rows with targets but Y is None")
         out = np.empty((n, self.output_size), dtype=self._np_dtype)
-        slots = np.zeros(n, dtype=np.int64)
-        resets = np.zeros(n, dtype=np.bool_)
         done = run_rows(
             self._meta, self._fmeta, self._mem, self._slab, self._counts,
-            self._work, self._iwork, slots, resets, X, Y, mask, out,
+            self._work, self._iwork, X, Y, mask, out,
         )
         if self._health is not None:
             self._health.poll(self._meta, self._fmeta, -(-n // self.k1))
@@ -617,7 +623,7 @@ class StreamRNN:
 
         The weights and the optimizer state are kept.
         """
-        reset_stream(self._meta, self._slab, self._counts, 0, self._iwork)
+        reset_stream(self._slab, self._counts, 0, self._iwork)
         self._poll_in = self.k1
         return self
 

@@ -36,9 +36,6 @@ from .layout import (
     WEIGHT_DECAY,
 )
 
-N_MOMENTS = (1, 2, 3)  # SGD, ADAM, RMSPROP
-
-
 @jit
 def clip_coefficient(gnorm, max_norm):
     """``torch.nn.utils.clip_grad_norm_``'s factor: min(1, max_norm / (gnorm + 1e-6))."""
@@ -134,7 +131,7 @@ def _adam(meta, fmeta, mem, commit):
         if wd != 0.0:
             g = g + wd * p
         m = _lerp(float(exp_avg[i]), g, 1.0 - b1)
-        v = float(exp_avg_sq[i]) * b2 + (1.0 - b2) * (g * g)
+        v = float(exp_avg_sq[i]) * b2 + ((1.0 - b2) * g) * g  # torch's addcmul order
         p = p + (-step_size) * (m / (math.sqrt(v) / bc2_sqrt + eps))
         if commit:
             exp_avg[i] = m
@@ -167,7 +164,7 @@ def _rmsprop(meta, fmeta, mem, commit):
         g = float(grad[i])
         if wd != 0.0:
             g = g + wd * p
-        sq = float(square_avg[i]) * alpha + (1.0 - alpha) * (g * g)
+        sq = float(square_avg[i]) * alpha + ((1.0 - alpha) * g) * g  # torch's addcmul order
         ga = 0.0
         if centered:
             ga = _lerp(float(grad_avg[i]), g, 1.0 - alpha)

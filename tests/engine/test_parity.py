@@ -47,10 +47,10 @@ def test_matches_torch_chunked_loop_for_2000_steps(cell, opt, kw, torch_kw):
     got = m.run(X, Y)
     d = m.diagnostics()
     assert d["updates"] == T // K and d["clipped"] > d["updates"] // 2, d  # clipping really active
-    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-12)
     ref_sd = torch_state_dict(rnn, lin)
     for name, w in m.state_dict().items():
-        np.testing.assert_allclose(w, ref_sd[name], rtol=0, atol=1e-9, err_msg=name)
+        np.testing.assert_allclose(w, ref_sd[name], rtol=0, atol=1e-12, err_msg=name)
 
 
 @pytest.mark.parametrize("cell", CELLS)
@@ -75,10 +75,10 @@ def test_matches_torch_tbptt_k1_k2(cell, k1, k2, opt, kw, torch_kw, rng):
     ref = tbptt_loop(cell, rnn, lin, X, Y, mask, k1, k2, optimizer=opt, clip=1.0, lr=kw["lr"], **torch_kw)
     got = m.run(X, Y, mask=mask)
     assert m.diagnostics()["updates"] > 0
-    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-12)
     ref_sd = torch_state_dict(rnn, lin)
     for name, w in m.state_dict().items():
-        np.testing.assert_allclose(w, ref_sd[name], rtol=0, atol=1e-9, err_msg=name)
+        np.testing.assert_allclose(w, ref_sd[name], rtol=0, atol=1e-12, err_msg=name)
 
 
 @pytest.mark.parametrize("cell", CELLS)
