@@ -401,7 +401,7 @@ def _read_member(zf, info, name, where, spec):
 # Hashable values (feature names, labels, keys, constructor arguments) in JSON, tagged so
 # that each comes back as exactly what it was: True stays a bool (not 1), "1" a str (not
 # 1), 1.0 a float (not 1), (1, "a") a tuple (not a list).
-_NUMPY_KINDS = "biuf"
+_NUMPY_KINDS = "biufUS"
 
 
 def encode_value(value, what="value"):
@@ -411,7 +411,7 @@ def encode_value(value, what="value"):
     apart); everything else is a tagged list: ``["int", 3]``, ``["float", "1.5"]``
     (``repr``, so NaN, infinities and -0.0 are exact), ``["tuple", [...]]``,
     ``["bytes", "<hex>"]`` and ``["numpy", "<dtype>", <value>]`` for a numpy bool,
-    integer or float scalar. Only these exact types are taken (not subclasses such as an
+    integer, float, str or bytes scalar. Only these exact types are taken (not subclasses such as an
     ``enum`` member, which would come back as its base type); anything else raises
     TypeError naming ``what``.
 
@@ -434,13 +434,13 @@ def encode_value(value, what="value"):
     if (
         isinstance(value, np.generic)
         and value.dtype.kind in _NUMPY_KINDS
-        and value.dtype.itemsize <= 8  # not longdouble: .item() would not give a Python number
+        and (value.dtype.itemsize <= 8 or value.dtype.kind in "US")  # not longdouble: .item() is no Python number
         and t is value.dtype.type
     ):
         return ["numpy", value.dtype.str, encode_value(value.item(), what)]
     raise TypeError(
         f"{what} {value!r:.80} of type {t.__name__} cannot be stored in a checkpoint (storable: str, int, "
-        "float, bool, None, bytes, numpy bool/int/float scalars and tuples of these)"
+        "float, bool, None, bytes, numpy bool/int/float/str/bytes scalars and tuples of these)"
     )
 
 
@@ -474,9 +474,9 @@ def decode_value(obj, where="checkpoint"):
         inner = decode_value(args[1], where)
         if (
             dtype.kind not in _NUMPY_KINDS
-            or dtype.itemsize > 8
+            or (dtype.itemsize > 8 and dtype.kind not in "US")
             or dtype.str != args[0]
-            or type(inner) not in (bool, int, float)
+            or type(inner) not in ((str,) if dtype.kind == "U" else (bytes,) if dtype.kind == "S" else (bool, int, float))
         ):
             raise bad
         with np.errstate(all="ignore"):

@@ -333,7 +333,7 @@ class KeyedStreamRNN:
                 raise CheckpointError(f"{where}: a held string key has no entry in the string table")
             if ids and max(ids) >= next_id:
                 raise CheckpointError(f"{where}: the next string id must exceed every stored id")
-        elif str_ids or next_id:
+        elif str_ids:
             raise CheckpointError(f"{where}: string ids stored for a model without string keys")
         for n in ("kmeta", "table", "slots"):
             getattr(self, "_" + n)[...] = staged[n]
