@@ -20,7 +20,8 @@ learns exactly as before for as long as the new feature is 0. A missing feature 
 0 for that step (with a ``StandardScaler`` in front, 0 is the feature's running mean); so
 does ``None``. (``RNNAnomalyDetector`` standardises features itself: a missing one counts
 as its running mean and is left out of the score.) Values must be numbers: bools count as 0/1, anything else (a string, a list)
-raises ``TypeError`` naming the feature, and NaN/inf raise ``ValueError`` naming it. A
+raises ``TypeError`` naming the feature, and NaN/inf raise ``ValueError`` naming it, as do
+ints beyond the float range and values that overflow ``dtype`` (1e308 in float32). A
 rejected sample leaves the model exactly as it was. Features the model has never learned
 from are ignored by the inference methods (their weights would be zero).
 
@@ -31,8 +32,14 @@ scalars, lists and dicts, and small numpy arrays; per-call scratch (the cached c
 and reusable buffers) is dropped when pickling and rebuilt on demand, so ``pickle.dumps``
 of a model is the same before and after any inference call.
 
-``key=`` is reserved for keyed streams (one hidden state per key, shared weights); it is
-not available yet and any value other than None is refused.
+Keys and checkpoints
+--------------------
+``key="sensor"`` (all but ``RNNForecaster``) keeps one hidden state per value of
+``x["sensor"]`` with shared weights, on a ``KeyedStreamRNN`` (see each estimator's notes
+on keys). ``model.save(path)`` and ``Cls.load(path)`` write and read everything an
+estimator has learned, keyed or not, to a ``streamrnn.checkpoint`` file: a resumed model
+continues bit for bit. ``diagnostics()`` and ``health`` give the engine's training health
+(``warn=True`` logs symptoms).
 """
 
 import copy
@@ -110,7 +117,10 @@ def _values(x):
         if v is None:
             out[i] = 0.0
         elif isinstance(v, (numbers.Real, np.bool_)):
-            out[i] = float(v)
+            try:
+                out[i] = float(v)
+            except OverflowError:  # an int beyond the float range
+                raise ValueError(f"feature {name!r} is {v!r:.40}...: too large for a float; the sample was rejected") from None
         else:
             raise TypeError(
                 f"feature {name!r} is {v!r:.60} ({type(v).__name__}): RNN estimators take numbers "
@@ -131,7 +141,10 @@ def _number(value, name):
     """A finite float from a number (bools count as 0/1), or a TypeError/ValueError naming ``name``."""
     if not isinstance(value, (numbers.Real, np.bool_)):
         raise TypeError(f"{name} must be a number, got {value!r:.60} ({type(value).__name__})")
-    v = float(value)
+    try:
+        v = float(value)
+    except OverflowError:  # an int beyond the float range
+        raise ValueError(f"{name} is {value!r:.40}...: too large for a float; the sample was rejected") from None
     if not math.isfinite(v):
         raise ValueError(f"{name} is {v}: values must be finite; the sample was rejected")
     return v
@@ -167,7 +180,7 @@ class _Scratch:
 
     __slots__ = (
         "n", "getter", "lo", "full", "direct", "last_row", "last_input",
-        "keys", "dst", "src", "complete", "new", "buf", "ybuf",
+        "keys", "dst", "src", "complete", "new", "buf", "ybuf", "narrow",
     )
 
     def __init__(self, names, n_extra, width, n_out, dtype):
@@ -189,6 +202,7 @@ class _Scratch:
         self.new = ()
         self.buf = np.zeros(width, dtype=dtype)
         self.ybuf = np.zeros(n_out, dtype=dtype)
+        self.narrow = dtype != np.float64  # casting into buf may overflow (to inf, refused later)
 
 
 class _RNNEstimator:
@@ -259,6 +273,8 @@ class _RNNEstimator:
                     f"key field {name!r} is {k!r:.60} ({type(k).__name__}): keys must be int or str (a scaler in "
                     "front of the model must leave the key field alone, see the estimator's notes on keys)"
                 )
+        if type(k) is int and not -(2**63) <= k < 2**63:
+            raise ValueError(f"key field {name!r} is {k}: int keys must fit in int64")
         eng = self.__dict__.get("_engine")
         if eng is not None:
             kind = eng._key_kind
@@ -267,8 +283,6 @@ class _RNNEstimator:
                     f"key field {name!r} is {k!r:.60} ({type(k).__name__}) but this model's keys are {kind}s "
                     "(one model takes one kind)"
                 )
-            if kind != "str" and not -(2**63) <= k < 2**63:
-                raise ValueError(f"key field {name!r} is {k}: int keys must fit in int64")
         rest = dict(x)
         del rest[name]
         return k, rest
@@ -366,6 +380,10 @@ class _RNNEstimator:
                     vals = vals.astype(np.float64)
                 if t.direct:
                     xin = vals
+                elif t.narrow:
+                    xin = t.buf
+                    with np.errstate(over="ignore"):
+                        xin[t.lo :] = vals
                 else:
                     xin = t.buf
                     xin[t.lo :] = vals
@@ -383,10 +401,11 @@ class _RNNEstimator:
         buf = t.buf
         if not t.complete:
             buf[:] = 0.0
-        if t.src is None:
-            buf[t.dst] = vals
-        else:
-            buf[t.dst] = vals[t.src]
+        with np.errstate(over="ignore"):
+            if t.src is None:
+                buf[t.dst] = vals
+            else:
+                buf[t.dst] = vals[t.src]
         return buf, t.new
 
     def _plan(self, t, keys):
@@ -411,8 +430,9 @@ class _RNNEstimator:
         vals = _values(x)
         _check_finite(x, vals)
         buf = np.zeros(width, dtype=self.dtype)
-        for k, v in zip(x, vals):
-            buf[columns[k]] = v
+        with np.errstate(over="ignore"):
+            for k, v in zip(x, vals):
+                buf[columns[k]] = v
         return buf
 
     def _grown(self, new_names, output_size):
@@ -693,6 +713,28 @@ class RNNRegressor(_RNNEstimator, base.Regressor):
     >>> evaluate.progressive_val_score(datasets.TrumpApproval(), model, metrics.MAE())
     MAE: 0.191927
 
+    Three sensors interleaved in one stream, one hidden state each (shared weights), then
+    a checkpoint that resumes exactly:
+
+    >>> import math, os, tempfile
+    >>> model = RNNRegressor(hidden_size=8, k1=4, lr=0.01, key="sensor", capacity=16, seed=42)
+    >>> mae = metrics.MAE()
+    >>> for t in range(900):
+    ...     u, period = t // 3, 2.0 + t % 3   # each sensor's own clock and period
+    ...     x = {"sensor": f"s{t % 3}", "v": math.sin(u / period)}
+    ...     y = math.sin((u + 1) / period)
+    ...     mae.update(y, model.predict_one(x))
+    ...     model.learn_one(x, y)
+    >>> mae
+    MAE: 0.207526
+    >>> model.diagnostics()["keys_held"], model.features
+    (3, ['v'])
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> same = RNNRegressor.load(model.save(os.path.join(tmp.name, "model.npz")))
+    >>> same.predict_one({"sensor": "s1", "v": 0.5}) == model.predict_one({"sensor": "s1", "v": 0.5})
+    True
+    >>> tmp.cleanup()
+
     """
     )
 
@@ -839,47 +881,56 @@ class RNNRegressor(_RNNEstimator, base.Regressor):
         eng = self.__dict__.get("_engine")
         if eng is None:
             return 0.0
-        slot = eng._slot(k)
-        if slot < 0 and self.diff_target:
-            return 0.0  # no previous value of this key to add a change to
-        if self.feed_target:
-            xin[0] = 0.0 if slot < 0 else self._key_prev[slot, 1]
+        loc, scale = self._y_loc_scale
+        if self.diff_target or self.feed_target:  # per-key previous values
+            slot = eng._slot(k)
+            if slot < 0 and self.diff_target:
+                return 0.0  # no previous value of this key to add a change to
+            if self.feed_target:
+                xin[0] = 0.0 if slot < 0 else self._key_prev[slot, 1]
+            if self.diff_target:
+                loc = loc + float(self._key_prev[slot, 0])
         try:
             out = float(eng.predict(k, xin)[0])
         except ValueError as exc:
             self._reraise(exc, x)
-        loc, scale = self._y_loc_scale
-        if self.diff_target:
-            loc = loc + float(self._key_prev[slot, 0])
         return loc + scale * out
 
     def _learn_keyed(self, x, y):
         k, x = self._split_key(x)
         eng = self.__dict__.get("_engine")
-        slot = -1 if eng is None else eng._slot(k)
+        per_key = self.diff_target or self.feed_target
+        slot = -1 if eng is None or not per_key else eng._slot(k)
         prev_y, prev_z = (None, 0.0) if slot < 0 else self._key_prev[slot].tolist()
         stats = (0.0, 0.0, 0.0) if eng is None else self._y_stats
         yv, z, stats = self._target(y, prev_y, stats)
         xin, new = self._encode(x)
-        target = None if z is None else [z]
         if new or eng is None:
             eng, cols, seed = self._grown(new, 1)
             xin = self._encode_with(x, cols, eng.input_size)
-        if self.feed_target:
-            xin[0] = prev_z
-        if eng is self.__dict__.get("_engine"):
-            try:
-                eng.learn(k, xin, target)
-            except ValueError as exc:
-                self._reraise(exc, x)
-            key_prev = self._key_prev
-        else:
-            self._learn_copy(eng, k, xin, target, x)
+            if self.feed_target:
+                xin[0] = prev_z
+            self._learn_copy(eng, k, xin, None if z is None else [z], x)
             key_prev = self.__dict__.get("_key_prev")
             if key_prev is None:
                 key_prev = np.zeros((self.capacity, 2))
             self._commit_engine(eng, cols, seed)
-        key_prev[eng._slot(k)] = (yv, 0.0 if z is None else z)
+            slot = -1
+        else:
+            if self.feed_target:
+                xin[0] = prev_z
+            try:
+                if z is None:
+                    eng.learn(k, xin)
+                else:
+                    ybuf = self._tmp.ybuf
+                    ybuf[0] = z
+                    eng.learn(k, xin, ybuf)
+            except ValueError as exc:
+                self._reraise(exc, x)
+            key_prev = self._key_prev
+        if per_key:
+            key_prev[slot if slot >= 0 else eng._slot(k)] = (yv, 0.0 if z is None else z)
         self._key_prev = key_prev
         self._y_stats = stats
         self._y_loc_scale = self._loc_scale(stats)
@@ -924,7 +975,20 @@ class RNNMultiTargetRegressor(_RNNEstimator, base.MultiTargetRegressor):
         + _COMMON_DOC
         + """
     scale_target : bool
-        Learn each target standardised by its running mean and standard deviation.
+        Learn each target standardised by its running mean and standard deviation."""
+        + _KEY_DOC
+        + """
+
+    Targets
+    -------
+    ``y`` is a non-empty dict of real numbers (bools count as 0/1), keyed by any hashable
+    target names. Anything but a dict raises TypeError; an empty dict, a missing known
+    target, NaN, infinities and values whose running variance would overflow raise
+    ValueError naming the target (``y['u']``); a non-number TypeError naming it. A refused
+    sample changes nothing.
+"""
+    + _KEY_NOTES
+    + """
 
     Examples
     --------
@@ -1078,7 +1142,21 @@ class RNNClassifier(_RNNEstimator, base.Classifier):
     Parameters
     ----------"""
         + _COMMON_DOC
+        + _KEY_DOC
         + """
+
+    Labels
+    ------
+    A label is any hashable value but None and NaN. Labels are told apart as dict keys
+    are, as in river's own classifiers and metrics: values that are equal with equal
+    hashes, such as ``1``, ``1.0``, ``True`` and ``numpy.int64(1)``, are one class, reported
+    under the spelling seen first (a numpy bool counts as a bool), while ``"1"`` is another
+    class. So a stream that mixes 0/1 with False/True by accident still has two classes.
+    None and NaN (not equal to itself) raise ValueError, an unhashable label TypeError,
+    and a refused sample changes nothing.
+"""
+    + _KEY_NOTES
+    + """
 
     Examples
     --------
@@ -1177,9 +1255,10 @@ class RNNClassifier(_RNNEstimator, base.Classifier):
                 raise ValueError(f"y is {y!r}: a label must equal itself (NaN cannot serve as a label)")
             if not labels:
                 labels = [False, True] if isinstance(y, bool) else [y]
+                index = int(y) if isinstance(y, bool) else 0
             else:
                 labels = labels + [y]
-            index = labels.index(y)
+                index = len(labels) - 1
         n_out = max(2, len(labels))
         xin, new = self._encode(x)
         if new or not self._ready or n_out > self._engine.output_size or labels is not self._labels:
@@ -1252,6 +1331,18 @@ class RNNForecaster(_RNNEstimator, Forecaster):
         Which past values of the transformed series the network reads at each step.
     scale_target : bool
         Standardise the transformed series by its running mean and standard deviation.
+    key : None
+        RNNForecaster takes no key: ``forecast(horizon)`` has no ``x`` to read a key from,
+        and each series needs its own differencing and scaling. Use one forecaster per
+        series (or ``KeyedStreamRNN`` on transformed series).
+    warn : bool
+        Log training symptoms with their remedies to the ``streamrnn`` logger.
+
+    Targets
+    -------
+    ``y`` is a real number (positive with ``log=True``); other types raise TypeError,
+    NaN, infinities and values whose differences or running variance would overflow
+    ValueError, all naming ``y``; a refused sample changes nothing.
 
     Examples
     --------
@@ -1682,7 +1773,7 @@ class RNNAnomalyDetector(_RNNEstimator, base.AnomalyDetector):
         self._x_stats = stats
         self._x_scale = self._scale(stats)
         if keyed:
-            prev[eng._slot(k)] = z
+            prev[slot if slot >= 0 else eng._slot(k)] = z
             self._key_prev = prev
         else:
             self._prev = z
