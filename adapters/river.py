@@ -19,11 +19,12 @@ buffer of past inputs start at zero (``StreamRNN._resize``), so the model predic
 learns exactly as before for as long as the new feature is 0. A missing feature counts as
 0 for that step (with a ``StandardScaler`` in front, 0 is the feature's running mean); so
 does ``None``. (``RNNAnomalyDetector`` standardises features itself: a missing one counts
-as its running mean and is left out of the score.) Values must be numbers: bools count as 0/1, anything else (a string, a list)
-raises ``TypeError`` naming the feature, and NaN/inf raise ``ValueError`` naming it, as do
-ints beyond the float range and values that overflow ``dtype`` (1e308 in float32). A
-rejected sample leaves the model exactly as it was. Features the model has never learned
-from are ignored by the inference methods (their weights would be zero).
+as its running mean and is left out of the score.) Values must be numbers: bools count as
+0/1, anything else (a string, a list) raises ``TypeError`` naming the feature, and NaN/inf
+raise ``ValueError`` naming it, as do ints beyond the float range and values that
+overflow ``dtype`` (1e308 in float32). A rejected sample leaves the model exactly as it
+was. Features the model has never learned from are ignored by the inference methods
+(their weights would be zero).
 
 State
 -----
@@ -120,7 +121,9 @@ def _values(x):
             try:
                 out[i] = float(v)
             except OverflowError:  # an int beyond the float range
-                raise ValueError(f"feature {name!r} is {v!r:.40}...: too large for a float; the sample was rejected") from None
+                raise ValueError(
+                    f"feature {name!r} is {v!r:.40}...: too large for a float; the sample was rejected"
+                ) from None
         else:
             raise TypeError(
                 f"feature {name!r} is {v!r:.60} ({type(v).__name__}): RNN estimators take numbers "
@@ -827,7 +830,7 @@ class RNNRegressor(_RNNEstimator, base.Regressor):
                 z = (w - mean) / sd if sd > 0 else 0.0
             else:
                 z = w
-            if not (math.isfinite(w) and math.isfinite(m2) and math.isfinite(z)):
+            if not (math.isfinite(m2) and math.isfinite(z)):  # w overflowing makes m2 or z non-finite
                 what = "its change since the previous target" if self.diff_target else "the running variance"
                 raise ValueError(f"y is {yv}: {what} overflows; the sample was rejected")
         return yv, z, (n, mean, m2)
@@ -842,12 +845,29 @@ class RNNRegressor(_RNNEstimator, base.Regressor):
     def learn_one(self, x, y):
         if self.key is not None:
             return self._learn_keyed(x, y)
+        # the unkeyed path inlines _target and _loc_scale (the per-sample path stays lean)
+        yv = y if type(y) is float and math.isfinite(y) else _number(y, "y")
         eng = self.__dict__.get("_engine")
         if eng is None:
-            prev_y, prev_z, stats = None, 0.0, (0.0, 0.0, 0.0)
+            prev_y, prev_z, n, mean, m2 = None, 0.0, 0.0, 0.0, 0.0
         else:
-            prev_y, prev_z, stats = self._prev_y, self._prev_z, self._y_stats
-        yv, z, stats = self._target(y, prev_y, stats)
+            prev_y, prev_z = self._prev_y, self._prev_z
+            n, mean, m2 = self._y_stats
+        z = None
+        if prev_y is not None or not self.diff_target:
+            w = yv - prev_y if self.diff_target else yv
+            n += 1.0
+            d = w - mean
+            mean += d / n
+            m2 += d * (w - mean)
+            if self.scale_target:
+                sd = math.sqrt(m2 / n)
+                z = (w - mean) / sd if sd > 0 else 0.0
+            else:
+                z = w
+            if not (math.isfinite(m2) and math.isfinite(z)):  # w overflowing makes m2 or z non-finite
+                what = "its change since the previous target" if self.diff_target else "the running variance"
+                raise ValueError(f"y is {yv}: {what} overflows; the sample was rejected")
         xin, new = self._encode(x)
         if new or eng is None:
             eng, cols, seed = self._grown(new, 1)
@@ -868,8 +888,12 @@ class RNNRegressor(_RNNEstimator, base.Regressor):
                     eng.learn(xin, ybuf)
             except ValueError as exc:
                 self._reraise(exc, x)
-        self._y_stats = stats
-        loc, scale = self._loc_scale(stats)
+        self._y_stats = (n, mean, m2)
+        # a standardised output maps back as y = loc + scale * output (loc includes the last target)
+        if self.scale_target:
+            loc, scale = mean, (math.sqrt(m2 / n) if n > 0 else 0.0)
+        else:
+            loc, scale = 0.0, 1.0
         self._y_loc_scale = (loc + yv, scale) if self.diff_target else (loc, scale)
         self._prev_z = 0.0 if z is None else z
         self._prev_y = yv

@@ -154,7 +154,8 @@ def main(argv=None):
             base = best["torch"]
             print(
                 f"| {optimizer} | {base:,.0f} (1x) | {best['est']:,.0f} ({best['est'] / base:.0f}x) "
-                f"| {best['eng']:,.0f} ({best['eng'] / base:.0f}x) | {best['keyed']:,.0f} ({best['keyed'] / base:.0f}x) |"
+                f"| {best['eng']:,.0f} ({best['eng'] / base:.0f}x) "
+                f"| {best['keyed']:,.0f} ({best['keyed'] / base:.0f}x) |"
             )
         else:
             print(f"| {optimizer} | - | {best['est']:,.0f} | {best['eng']:,.0f} | {best['keyed']:,.0f} |")

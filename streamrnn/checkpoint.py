@@ -402,6 +402,7 @@ def _read_member(zf, info, name, where, spec):
 # that each comes back as exactly what it was: True stays a bool (not 1), "1" a str (not
 # 1), 1.0 a float (not 1), (1, "a") a tuple (not a list).
 _NUMPY_KINDS = "biufUS"
+_ITEM_TYPES = {"U": (str,), "S": (bytes,)}  # what .item() gives (numbers for the other kinds)
 
 
 def encode_value(value, what="value"):
@@ -476,7 +477,7 @@ def decode_value(obj, where="checkpoint"):
             dtype.kind not in _NUMPY_KINDS
             or (dtype.itemsize > 8 and dtype.kind not in "US")
             or dtype.str != args[0]
-            or type(inner) not in ((str,) if dtype.kind == "U" else (bytes,) if dtype.kind == "S" else (bool, int, float))
+            or type(inner) not in _ITEM_TYPES.get(dtype.kind, (bool, int, float))
         ):
             raise bad
         with np.errstate(all="ignore"):

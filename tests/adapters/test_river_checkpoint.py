@@ -1,7 +1,6 @@
 """Checkpoints of the river estimators: resume bit for bit in a new process, typed names,
 refusal of what cannot be stored, and of bad or foreign files."""
 
-import copy
 import enum
 import io
 import json

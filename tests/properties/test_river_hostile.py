@@ -42,7 +42,9 @@ atoms = st.one_of(
     st.complex_numbers(),
     st.sampled_from([np.float32(1e38), np.int64(-5), np.bool_(True), np.nan]),
 )
-names = st.one_of(st.sampled_from(["a", "b", "c"]), st.text(max_size=2), st.integers(-3, 3), st.tuples(st.integers(0, 2)))
+names = st.one_of(
+    st.sampled_from(["a", "b", "c"]), st.text(max_size=2), st.integers(-3, 3), st.tuples(st.integers(0, 2))
+)
 
 
 @st.composite
@@ -164,7 +166,7 @@ def test_mixed_labels_follow_the_documented_policy(labels):
     accepted = []
     for i, y in enumerate(labels):
         x = {"a": float(i), "b": 1.0}
-        if check_refused_or_sound(model, lambda: model.learn_one(x, y)):
+        if check_refused_or_sound(model, lambda x=x, y=y: model.learn_one(x, y)):
             accepted.append(bool(y) if isinstance(y, np.bool_) else y)
     if not accepted:
         return
