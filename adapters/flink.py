@@ -451,9 +451,10 @@ def _pyflink():
 
 
 def output_type():
-    """Flink type of the predictions: ``(key, seq, prediction)``."""
+    """Flink type of the predictions: ``(key, seq, prediction)``, the prediction a list of
+    floats (a primitive array does not cross from Python to Java in thread mode)."""
     Types = _pyflink()[0]
-    return Types.TUPLE([Types.STRING(), Types.LONG(), Types.PRIMITIVE_ARRAY(Types.DOUBLE())])
+    return Types.TUPLE([Types.STRING(), Types.LONG(), Types.LIST(Types.DOUBLE())])
 
 
 def final_states_tag():
@@ -573,4 +574,8 @@ def predict(stream, config, shared=False, groups=None, parse=_pair, key=None, **
         keyed = stream.key_by(_GroupKey(key, groups), key_type=Types.INT())
     else:
         keyed = stream.key_by(key, key_type=Types.STRING())
-    return keyed.process(fn, output_type=output_type())
+    # Alone in its task: in thread mode every Python operator of a task gets its own
+    # interpreter thread state on the task's thread, and a compiled kernel called from
+    # the second one deadlocks (seen with PyFlink 2.3; ``get_side_output`` itself adds
+    # a Python operator). Operators after this one run in their own tasks.
+    return keyed.process(fn, output_type=output_type()).disable_chaining()
