@@ -45,9 +45,13 @@ Shared weights, one row per key:
 ([2, 1], 3)
 """
 
+import copy
 import io
 import json
+import math
+import struct
 import zipfile
+import zlib
 
 import numpy as np
 
@@ -60,7 +64,10 @@ VERSION = 1
 
 ARRAYS = ("_meta", "_fmeta", "_mem", "_slab", "_counts")
 ROW_ARRAYS = ("_slab", "_counts")
-_EPOCH = (1980, 1, 1, 0, 0, 0)
+_DOS_DATE = (0 << 9) | (1 << 5) | 1  # 1980-01-01, the zip epoch, for every member
+_NPY_HEADERS = {}  # (dtype, shape) -> .npy header bytes, for writing
+_NPY_READ = {}  # .npy header bytes -> (dtype, shape), for reading
+_TEMPLATES = {}  # config JSON -> a StreamRNN built from it
 
 # meta entries that change as the model learns; every other entry is fixed by the config
 _COUNTERS = (L.OPT_STEP, L.N_UPDATES, L.N_SKIPPED, L.N_CLIPPED, L.N_STEPS, L.HIST_POS, L.HIST_COUNT, L.N_NO_TARGET)
@@ -69,17 +76,90 @@ _FIXED_F = (L.LR, L.MOMENTUM, L.DAMPENING, L.WEIGHT_DECAY, L.BETA1, L.BETA2, L.E
 
 
 # ---------------------------------------------------------------------- bytes <-> model
+def _npy(arr):
+    """``arr`` in ``.npy`` format (version 1.0, as ``np.save`` writes it)."""
+    arr = np.ascontiguousarray(arr)
+    key = (arr.dtype.str, arr.shape)
+    head = _NPY_HEADERS.get(key)
+    if head is None:
+        buf = io.BytesIO()
+        np.lib.format.write_array_header_1_0(buf, np.lib.format.header_data_from_array_1_0(arr))
+        head = _NPY_HEADERS[key] = buf.getvalue()
+    return head + arr.tobytes()
+
+
 def _pack(header, arrays):
-    """An ``.npz`` archive (what ``np.savez`` writes) with fixed member timestamps, so
-    equal states are equal bytes."""
-    buf = io.BytesIO()
+    """An ``.npz`` archive (a zip of ``.npy`` members, stored, as ``np.savez`` writes) with
+    fixed timestamps, so equal states are equal bytes. Written directly: zipfile's
+    per-member machinery costs more than the data for small models."""
     blob = np.frombuffer(json.dumps(header, sort_keys=True).encode(), dtype=np.uint8)
-    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as zf:
-        for name, arr in (("header", blob), *arrays.items()):
-            info = zipfile.ZipInfo(name + ".npy", date_time=_EPOCH)
-            with zf.open(info, "w", force_zip64=True) as f:
-                np.lib.format.write_array(f, np.asanyarray(arr), allow_pickle=False)
-    return buf.getvalue()
+    out, central = [], []
+    offset = 0
+    for name, arr in (("header", blob), *arrays.items()):
+        data = _npy(arr)
+        fname = (name + ".npy").encode()
+        crc = zlib.crc32(data)
+        local = struct.pack("<4s5H3L2H", b"PK\x03\x04", 20, 0, 0, 0, _DOS_DATE, crc, len(data), len(data), len(fname), 0)
+        central.append(
+            struct.pack("<4s6H3L5H2L", b"PK\x01\x02", 20, 20, 0, 0, 0, _DOS_DATE, crc, len(data), len(data),
+                        len(fname), 0, 0, 0, 0, 0o600 << 16, offset) + fname
+        )
+        out += [local, fname, data]
+        offset += len(local) + len(fname) + len(data)
+    cd = b"".join(central)
+    end = struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, len(central), len(central), len(cd), offset, 0)
+    return b"".join(out) + cd + end
+
+
+def _npy_array(body):
+    """The array in ``.npy`` bytes ``body``, or None if it is not a plain C-order array.
+
+    A header seen before is looked up instead of parsed again (numpy parses it with
+    ``ast.literal_eval``, the slow part of loading a small array)."""
+    if body[:6] != b"\x93NUMPY" or body[6:7] != b"\x01" or len(body) < 10:
+        return None
+    head = body[: 10 + struct.unpack_from("<H", body, 8)[0]]
+    meta = _NPY_READ.get(head)
+    if meta is None:
+        try:
+            arr = np.lib.format.read_array(io.BytesIO(body), allow_pickle=False)
+        except (ValueError, OSError, EOFError, SyntaxError):
+            return None
+        if b"'fortran_order': False" in head and len(_NPY_READ) < 1024:
+            _NPY_READ[head] = (arr.dtype, arr.shape)
+        return arr
+    dtype, shape = meta
+    count = math.prod(shape)
+    if len(body) - len(head) != count * dtype.itemsize:
+        return None
+    return np.frombuffer(body, dtype=dtype, count=count, offset=len(head)).reshape(shape).copy()
+
+
+def _read_fast(data):
+    """``{name: array}`` of an archive laid out as ``_pack`` writes it (every member
+    stored, sizes in the local headers, CRCs checked, the central directory right after
+    the last member), or None for anything else (numpy's reader then decides)."""
+    arrays = {}
+    pos = 0
+    while data[pos : pos + 4] == b"PK\x03\x04" and pos + 30 <= len(data):
+        _, _, flags, method, _, _, crc, csize, usize, nlen, xlen = struct.unpack_from("<4s5H3L2H", data, pos)
+        start = pos + 30 + nlen + xlen
+        body = data[start : start + csize]
+        name = data[pos + 30 : pos + 30 + nlen]
+        if flags or method or csize != usize or len(body) != csize or zlib.crc32(body) != crc or not name.endswith(b".npy"):
+            return None
+        arr = _npy_array(body)
+        if arr is None:
+            return None
+        arrays[name[:-4].decode("utf-8", "replace")] = arr
+        pos = start + csize
+    end = len(data) - 22
+    if end < pos or data[end : end + 4] != b"PK\x05\x06" or data[pos : pos + 4] != b"PK\x01\x02":
+        return None
+    _, _, _, n_here, n_total, _, cd_offset, comment = struct.unpack_from("<4s4H2LH", data, end)
+    if n_here != len(arrays) or n_total != len(arrays) or cd_offset != pos or comment:
+        return None
+    return arrays
 
 
 def _unpack(data, names, fmt, what):
@@ -90,22 +170,21 @@ def _unpack(data, names, fmt, what):
     if not data.startswith(b"PK\x03\x04"):
         raise ValueError(f"{what} is truncated, corrupted or not a streamrnn state (no archive header)")
     try:
-        with np.load(io.BytesIO(data), allow_pickle=False) as z:
-            header = json.loads(z["header"].tobytes().decode()) if "header" in z.files else None
-            if isinstance(header, dict):
-                _check_header(header, fmt, what)
-            missing = sorted({"header", *names} - set(z.files))
-            if not missing:
-                arrays = {n: z[n] for n in names}
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile, UnicodeDecodeError, KeyError) as exc:
-        if isinstance(exc, _FormatError):
-            raise
+        members = _read_fast(data)
+        if members is None:
+            with np.load(io.BytesIO(data), allow_pickle=False) as z:
+                members = {n: z[n] for n in z.files}
+        header = json.loads(members["header"].tobytes().decode()) if "header" in members else None
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, UnicodeDecodeError) as exc:
         raise ValueError(f"{what} is truncated, corrupted or not a streamrnn state ({exc})") from None
+    if isinstance(header, dict):
+        _check_header(header, fmt, what)
+    missing = sorted({"header", *names} - set(members))
     if missing:
         raise ValueError(f"{what} is not a streamrnn state: missing {missing}")
     if not isinstance(header, dict):
         raise ValueError(f"{what} has a malformed header")
-    return header, arrays
+    return header, {n: members[n] for n in names}
 
 
 class _FormatError(ValueError):
@@ -125,16 +204,29 @@ def _dumps(model):
     return _pack(header, {n: getattr(model, n) for n in ARRAYS})
 
 
+def _fresh(config):
+    """A new ``StreamRNN(**config)``: a copy of one built (and validated) the first time
+    this config was seen, since building runs the checks and the weight init again. The
+    caller replaces every state array of the copy."""
+    key = json.dumps(config, sort_keys=True)
+    template = _TEMPLATES.get(key)
+    if template is None:
+        try:
+            template = StreamRNN(**config)
+        except TypeError as exc:
+            raise ValueError(f"state has an unknown config: {exc}") from None
+        if len(_TEMPLATES) < 64:
+            _TEMPLATES[key] = template
+    return copy.copy(template)  # new scratch arrays (__setstate__); state arrays shared until replaced
+
+
 def _loads(data):
     """The model whose ``_dumps`` is ``data``; ValueError if anything does not fit."""
     header, arrays = _unpack(data, ARRAYS, FORMAT, "state")
     config = header.get("config")
     if not isinstance(config, dict):
         raise ValueError("state has no config in its header")
-    try:
-        model = StreamRNN(**config)
-    except TypeError as exc:
-        raise ValueError(f"state has an unknown config: {exc}") from None
+    model = _fresh(config)
     for name in ARRAYS:
         ref, arr = getattr(model, name), arrays[name]
         if arr.dtype != ref.dtype or arr.shape != ref.shape:
