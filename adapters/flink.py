@@ -14,12 +14,26 @@ Two modes, both built on the engine-neutral step (``streamrnn.step``):
   a per *group* model, and Flink moves groups (with their state) between subtasks on
   rescaling. Use ``groups`` >= the parallelism (Flink hashes group ids to subtasks).
 
+``predict(stream, config, ...)`` keys a stream and returns the predictions;
+``process_function`` gives the ``KeyedProcessFunction`` itself. Run it in thread mode
+(``python.execution-mode: thread``): the Python code then runs inside the JVM. All
+Python functions of one TaskManager share one interpreter, so one GIL: scale out with
+more TaskManagers (processes), not more slots per TaskManager.
+
 Every record yields ``(key, seq, prediction)``: the prediction for ``x`` made before
 learning ``(x, y)`` (prequential) and ``seq``, how many records of that key came before
 it. ``(key, seq)`` names an output uniquely, and the same input always gives the same
 output bit for bit, so a replay after a failure re-emits identical values: an
 exactly-once sink (Flink's ``FileSink``, Kafka in exactly-once mode) writes each output
 once, and an at-least-once sink can be de-duplicated on ``(key, seq)``.
+
+What is guaranteed: each key's records are applied once each, in the order Flink
+delivers them (a key's records keep their order along one path from a source split),
+so one model per key equals ``step`` looped over that key's records. In shared mode
+a group's result also depends on how its keys interleave: it equals ``shared_step``
+looped over the group's records in arrival order, which is deterministic when that
+order is (one source split, e.g. one file, at any parallelism), and still exactly-once
+otherwise.
 
 What Flink stores, per Flink key
 --------------------------------
@@ -535,6 +549,11 @@ def process_function(config, shared=False, parse=_pair, compact_every=64, cache_
     (``output_type()``); rejected records go to ``rejected_tag()``; with
     ``final_states=True``, every key's final state goes to ``final_states_tag()`` when
     a bounded input ends (an event-time timer at the largest timestamp).
+
+    In thread mode, keep it the only Python operator of its task: call
+    ``.disable_chaining()`` on the stream ``process`` returns (``predict`` does). A
+    second Python operator chained in the same task (a ``map`` after it, or the one
+    ``get_side_output`` adds) made the compiled kernels hang in PyFlink 2.3.
     """
     cls = SharedModels if shared else KeyedModels
     return _function_class()(cls(config, compact_every, cache_size), parse, bool(final_states))

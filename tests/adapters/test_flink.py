@@ -46,11 +46,15 @@ def run_job(out, *args):
 
 
 def records_by_key(path):
+    """(key, record) of every well-formed line, in file order."""
     parse = CsvRecords(2, 1)
     order = []
     with open(path) as f:
         for line in f:
-            order.append(parse(line))
+            try:
+                order.append(parse(line))
+            except ValueError:
+                pass
     return order
 
 
@@ -90,17 +94,28 @@ def final_states(out):
 
 
 def test_one_model_per_key_recovers_from_a_failure_exactly_once(tmp_path):
+    ex = load_example()
+    data = tmp_path / "input.csv"
+    ex.make_data(data, 2000, 12)
+    lines = data.read_text().splitlines(keepends=True)
+    bad = ["key3,nan,0.5,0.1\n", "key4,0.5,0.1\n"]  # a NaN input; a line with a field missing
+    data.write_text("".join(lines[:300] + bad[:1] + lines[300:900] + bad[1:] + lines[900:]))
     out = tmp_path / "per-key"
-    stdout = run_job(out, "--records", "2000", "--keys", "12", "--parallelism", "2", "--interval-ms", "500",
-                     "--fail-after", "400")
-    assert "2000 records in, 2000 predictions out" in stdout
-    config = load_example().CONFIG
+    stdout = run_job(out, "--input", str(data), "--parallelism", "2", "--interval-ms", "500", "--fail-after", "400")
+    assert "2002 records in, 2000 predictions out" in stdout
+    rejected = sorted(ex.read_lines(out / "rejected"))
+    assert len(rejected) == 2 and rejected[0].startswith("key3: x has non-finite values")
+    assert rejected[1].startswith("key4: line has 3 fields")
     states, outputs = {}, {}
-    for key, record in records_by_key(out / "input.csv"):
-        s = states.get(key) or S.initial_state(**config)
+    for key, record in records_by_key(data):
+        s = states.get(key) or S.initial_state(**ex.CONFIG)
         seq = S.decode(s).steps
-        states[key], p = S.step(s, record)
+        try:
+            states[key], p = S.step(s, record)
+        except ValueError:
+            continue
         outputs[(key, seq)] = repr(float(p[0]))
+    assert len(outputs) == 2000
     check_outputs(out, outputs)
     assert final_states(out) == {("model", k): s for k, s in states.items()}  # bit for bit
 
