@@ -45,6 +45,20 @@ def make_data(path, records, keys, seed=0):
             t[k] += 1
 
 
+def uri(path):
+    """``path`` as Flink wants it: URIs (``s3://``, ``hdfs://``, ``file://``) as given,
+    local paths made absolute."""
+    return path if "://" in path else "file://" + os.path.abspath(path)
+
+
+def is_local(path):
+    return "://" not in path or path.startswith("file://")
+
+
+def local_path(path):
+    return path[len("file://") :] if path.startswith("file://") else path
+
+
 def read_lines(directory):
     """Lines of every finished part file under ``directory`` (in-progress files start with '.')."""
     lines = []
@@ -62,7 +76,7 @@ def environment(args):
     conf = Configuration()
     conf.set_string("python.execution-mode", "thread")
     conf.set_string("execution.checkpointing.interval", f"{args.interval_ms} ms")
-    conf.set_string("execution.checkpointing.dir", "file://" + os.path.abspath(args.checkpoints))
+    conf.set_string("execution.checkpointing.dir", uri(args.checkpoints))
     conf.set_string("restart-strategy.type", "fixed-delay")
     conf.set_string("restart-strategy.fixed-delay.attempts", "3")
     conf.set_string("restart-strategy.fixed-delay.delay", "200 ms")
@@ -135,13 +149,13 @@ def build(env, args):
 
     from streamrnn.adapters import flink as srf
 
-    source = FileSource.for_record_stream_format(StreamFormat.text_line_format(), os.path.abspath(args.input)).build()
+    source = FileSource.for_record_stream_format(StreamFormat.text_line_format(), uri(args.input)).build()
     lines = env.from_source(source, WatermarkStrategy.no_watermarks(), "csv records")
     parse = srf.CsvRecords(CONFIG["input_size"], CONFIG["output_size"])
-    marker = os.path.join(args.output, "failed-once")
+    marker = os.path.join(local_path(args.output), "failed-once")
     key = parse.key
     if args.fail_after:
-        key = FailOnceKey(parse.key, args.fail_after, marker, os.path.abspath(args.checkpoints))
+        key = FailOnceKey(parse.key, args.fail_after, marker, os.path.abspath(local_path(args.checkpoints)))
     predictions = srf.predict(
         lines,
         CONFIG,
@@ -155,13 +169,13 @@ def build(env, args):
     text = predictions.map(srf.format_csv, output_type=Types.STRING())
     if args.raw_log:
         text = text.map(raw_log(args.raw_log, marker), output_type=Types.STRING())
-    text.sink_to(file_sink(os.path.join(args.output, "predictions")))
+    text.sink_to(file_sink(uri(os.path.join(args.output, "predictions"))))
     joined = Types.STRING()
     rejected = predictions.get_side_output(srf.rejected_tag()).map(lambda r: f"{r[0]}: {r[1]}", output_type=joined)
-    rejected.sink_to(file_sink(os.path.join(args.output, "rejected")))
+    rejected.sink_to(file_sink(uri(os.path.join(args.output, "rejected"))))
     if args.final_states:
         states = predictions.get_side_output(srf.final_states_tag()).map(",".join, output_type=joined)
-        states.sink_to(file_sink(os.path.join(args.output, "states")))
+        states.sink_to(file_sink(uri(os.path.join(args.output, "states"))))
 
 
 def parse_args(argv):
@@ -185,30 +199,27 @@ def parse_args(argv):
     return args
 
 
-def main(argv=None):
-    args = parse_args(sys.argv[1:] if argv is None else argv)
-    os.makedirs(args.output, exist_ok=True)
-    if not args.input:
-        args.input = os.path.join(args.output, "input.csv")
-        make_data(args.input, args.records, args.keys)
-    with open(args.input) as f:
-        n = sum(1 for _ in f)
-    env = environment(args)
-    build(env, args)
-    start = time.perf_counter()
-    env.execute("streamrnn keyed models")
-    elapsed = time.perf_counter() - start
-    rows = [line.split(",") for line in read_lines(os.path.join(args.output, "predictions"))]
-    with open(args.input) as f:
-        truth = {}
-        seqs = {}
+def summary(args, elapsed):
+    """Count the predictions written, and their error against the next value, per half."""
+    import math
+
+    from streamrnn.adapters.flink import CsvRecords
+
+    parse = CsvRecords(CONFIG["input_size"], CONFIG["output_size"])
+    truth, seqs, n = {}, {}, 0
+    with open(local_path(args.input)) as f:
         for line in f:
-            parts = line.rstrip("\n").split(",")
-            seq = seqs.get(parts[0], 0)
-            seqs[parts[0]] = seq + 1
-            if parts[-1]:
-                truth[(parts[0], seq)] = float(parts[-1])
-    scored = sorted((int(r[1]), abs(float(r[2]) - truth[(r[0], int(r[1]))])) for r in rows if (r[0], int(r[1])) in truth)
+            n += 1
+            try:
+                key, (x, y) = parse(line)
+            except ValueError:
+                continue
+            if all(map(math.isfinite, x)):  # what the model accepts, so its seq counts it
+                seqs[key] = seqs.get(key, 0) + 1
+                if y is not None:
+                    truth[(key, seqs[key] - 1)] = y[0]
+    rows = [line.split(",") for line in read_lines(os.path.join(local_path(args.output), "predictions"))]
+    scored = sorted((int(seq), abs(float(p) - truth[(k, int(seq))])) for k, seq, p in rows if (k, int(seq)) in truth)
     errors = [e for _, e in scored]  # in order of each key's sequence number
     half = len(errors) // 2
     mode = f"shared weights in {args.groups} groups" if args.shared else "one model per key"
@@ -216,6 +227,25 @@ def main(argv=None):
     if errors:
         print(f"MAE first half: {np.mean(errors[:half]):.4f}  second half: {np.mean(errors[half:]):.4f}")
     return len(rows)
+
+
+def main(argv=None):
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    local = is_local(args.output) and (args.input is None or is_local(args.input))
+    if local:
+        os.makedirs(local_path(args.output), exist_ok=True)
+    if not args.input:
+        args.input = os.path.join(local_path(args.output), "input.csv")
+        make_data(args.input, args.records, args.keys)
+    env = environment(args)
+    build(env, args)
+    start = time.perf_counter()
+    env.execute("streamrnn keyed models")
+    elapsed = time.perf_counter() - start
+    if not local:
+        print(f"finished in {elapsed:.1f} s; predictions in {args.output}/predictions")
+        return None
+    return summary(args, elapsed)
 
 
 if __name__ == "__main__":
