@@ -88,18 +88,31 @@ def _npy(arr):
     return head + arr.tobytes()
 
 
+def _pack_zip64(members):
+    """The same archive through ``zipfile`` with zip64 records (members of 4 GiB and more)."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as zf:
+        for name, data in members:
+            with zf.open(zipfile.ZipInfo(name + ".npy", date_time=(1980, 1, 1, 0, 0, 0)), "w", force_zip64=True) as f:
+                f.write(data)
+    return buf.getvalue()
+
+
 def _pack(header, arrays):
     """An ``.npz`` archive (a zip of ``.npy`` members, stored, as ``np.savez`` writes) with
     fixed timestamps, so equal states are equal bytes. Written directly: zipfile's
     per-member machinery costs more than the data for small models."""
     blob = np.frombuffer(json.dumps(header, sort_keys=True).encode(), dtype=np.uint8)
+    members = [(name, _npy(arr)) for name, arr in (("header", blob), *arrays.items())]
+    if sum(len(data) + 100 for _, data in members) >= 0xFFFFFFFF:
+        return _pack_zip64(members)
     out, central = [], []
     offset = 0
-    for name, arr in (("header", blob), *arrays.items()):
-        data = _npy(arr)
+    for name, data in members:
         fname = (name + ".npy").encode()
         crc = zlib.crc32(data)
-        local = struct.pack("<4s5H3L2H", b"PK\x03\x04", 20, 0, 0, 0, _DOS_DATE, crc, len(data), len(data), len(fname), 0)
+        size = len(data)
+        local = struct.pack("<4s5H3L2H", b"PK\x03\x04", 20, 0, 0, 0, _DOS_DATE, crc, size, size, len(fname), 0)
         central.append(
             struct.pack("<4s6H3L5H2L", b"PK\x01\x02", 20, 20, 0, 0, 0, _DOS_DATE, crc, len(data), len(data),
                         len(fname), 0, 0, 0, 0, 0o600 << 16, offset) + fname
@@ -146,7 +159,9 @@ def _read_fast(data):
         start = pos + 30 + nlen + xlen
         body = data[start : start + csize]
         name = data[pos + 30 : pos + 30 + nlen]
-        if flags or method or csize != usize or len(body) != csize or zlib.crc32(body) != crc or not name.endswith(b".npy"):
+        if flags or method or csize != usize or len(body) != csize or not name.endswith(b".npy"):
+            return None
+        if zlib.crc32(body) != crc:
             return None
         arr = _npy_array(body)
         if arr is None:
@@ -267,7 +282,8 @@ def _load_row(model, data):
         header, arrays = _unpack(data, ROW_ARRAYS, ROW_FORMAT, "row")
         slab, counts = arrays["_slab"], arrays["_counts"]
         if slab.dtype != model._slab.dtype or slab.shape != model._slab[:1].shape:
-            raise ValueError(f"row is {slab.dtype}{slab.shape}, the shared model needs {model._slab.dtype}{model._slab[:1].shape}")
+            need = model._slab[:1]
+            raise ValueError(f"row is {slab.dtype}{slab.shape}, the shared model needs {need.dtype}{need.shape}")
         if counts.dtype != np.int64 or counts.shape != (1, 1) or counts[0, 0] < 0:
             raise ValueError("row has a malformed step count")
     model._slab[:1] = slab

@@ -37,9 +37,10 @@ def load_example():
 def run_job(out, *args):
     env = dict(os.environ)
     # thread mode runs Python inside the JVM, which finds packages through PYTHONPATH
-    paths = [sysconfig.get_paths()["purelib"], str(ROOT)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
-    env["PYTHONPATH"] = os.pathsep.join(paths)
-    cmd = [sys.executable, str(EXAMPLE), "--output", str(out), "--raw-log", str(out / "raw.log"), "--final-states", *args]
+    paths = [sysconfig.get_paths()["purelib"], str(ROOT), *env.get("PYTHONPATH", "").split(os.pathsep)]
+    env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
+    cmd = [sys.executable, str(EXAMPLE), "--output", str(out), "--raw-log", str(out / "raw.log"), "--final-states"]
+    cmd += args
     res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-4000:]
     return res.stdout
