@@ -283,6 +283,7 @@ class SharedModels(_Models):
     def process(self, key, record):
         """Predict then learn ``record`` on ``key``'s stream in the current group; return
         ``(seq, prediction)``. A bad record raises ValueError and changes nothing."""
+        key = str(key)  # the rows' MapState is keyed by strings
         group = self.state.current_key()
         entry = self._entry(group)
         x, y = self._check(entry.model, record)
