@@ -566,22 +566,10 @@ class StreamRNN:
             )
         return arr
 
-    def run(self, X, Y=None, mask=None):
-        """Predict then learn each row of ``X`` in one compiled call; return the predictions.
+    def _run_inputs(self, X, Y, mask):
+        """``(X, Y, mask)`` for a compiled loop: checked, converted, Y zeros when None.
 
-        Exactly the loop ``P[t] = predict(X[t]); learn(X[t], Y[t] if mask[t] else None)``.
-        ``X`` (T, input_size); ``Y`` (T, output_size) or None; ``mask`` (T,) bool marks the
-        rows that have a target (default: all rows when Y is given). Non-finite values in
-        X or Y raise ValueError before anything is learned; an X with no rows returns an
-        empty (0, output_size) array and changes nothing. If a row is refused inside the
-        loop (a target outside the loss's domain, such as 2.0 for ``bce``, or a step that
-        would make the hidden state non-finite) the ValueError names the row, and the rows
-        before it stay learned.
-
-        With ``warn=True`` the health checks run once, after the call: every skipped update
-        is counted, but only the last update's gradient norm is judged, unless the model
-        keeps a history ring (``history=N``), in which case the last N updates are replayed
-        and judged one by one, as ``learn`` would (see ``streamrnn.health``).
+        Raises ValueError naming ``X``, ``Y`` or ``mask`` before anything changes.
         """
         X = self._as_rows(X, "X", self.input_size)
         n = X.shape[0]
@@ -603,6 +591,27 @@ class StreamRNN:
                 raise ValueError(f"mask must be a bool array of shape ({n},), got {mask.dtype} {mask.shape}")
             if not has_y and mask.any():
                 raise ValueError("mask marks rows with targets but Y is None")
+        return X, Y, mask
+
+    def run(self, X, Y=None, mask=None):
+        """Predict then learn each row of ``X`` in one compiled call; return the predictions.
+
+        Exactly the loop ``P[t] = predict(X[t]); learn(X[t], Y[t] if mask[t] else None)``.
+        ``X`` (T, input_size); ``Y`` (T, output_size) or None; ``mask`` (T,) bool marks the
+        rows that have a target (default: all rows when Y is given). Non-finite values in
+        X or Y raise ValueError before anything is learned; an X with no rows returns an
+        empty (0, output_size) array and changes nothing. If a row is refused inside the
+        loop (a target outside the loss's domain, such as 2.0 for ``bce``, or a step that
+        would make the hidden state non-finite) the ValueError names the row, and the rows
+        before it stay learned.
+
+        With ``warn=True`` the health checks run once, after the call: every skipped update
+        is counted, but only the last update's gradient norm is judged, unless the model
+        keeps a history ring (``history=N``), in which case the last N updates are replayed
+        and judged one by one, as ``learn`` would (see ``streamrnn.health``).
+        """
+        X, Y, mask = self._run_inputs(X, Y, mask)
+        n = X.shape[0]
         out = np.empty((n, self.output_size), dtype=self._np_dtype)
         done = run_rows(
             self._meta, self._fmeta, self._mem, self._slab, self._counts,

@@ -244,6 +244,7 @@ class KeyedStreamRNN:
 
     _as_vector = StreamRNN._as_vector
     _as_rows = StreamRNN._as_rows
+    _run_inputs = StreamRNN._run_inputs
     _raise = StreamRNN._raise
 
     def _resize(self, input_size=None, output_size=None):
@@ -365,6 +366,8 @@ class KeyedStreamRNN:
         if isinstance(key, str):
             if self._key_kind == "int":
                 raise TypeError(f"key {key!r} is a str but this model's keys are ints (one model takes one kind)")
+            if "\x00" in key:
+                raise ValueError(f"key {key!r} contains a NUL character (numpy string arrays drop them)")
             kid = self._str_ids.get(key)
             return (self._next_str_id, key) if kid is None else (kid, None)
         if isinstance(key, (bool, np.bool_)) or not isinstance(key, numbers.Integral):
@@ -416,10 +419,14 @@ class KeyedStreamRNN:
             raise TypeError(f"keys must be ints or strings, got an array of dtype {arr.dtype}")
         if self._key_kind == "int":
             raise TypeError("keys are strings but this model's keys are ints (one model takes one kind)")
+        if arr is not keys and any("\x00" in k for k in values):  # numpy would drop trailing NULs
+            raise ValueError("string keys must not contain NUL characters (numpy string arrays drop them)")
         uniq, first, inverse = np.unique(arr, return_index=True, return_inverse=True)
         uid = np.empty(len(uniq), dtype=np.int64)
         new = []
         nxt = self._next_str_id
+        if any("\x00" in str(u) for u in uniq):
+            raise ValueError("string keys must not contain NUL characters (numpy string arrays drop them)")
         for u in np.argsort(first, kind="stable"):
             s = str(uniq[u])
             kid = self._str_ids.get(s)
@@ -499,20 +506,8 @@ class KeyedStreamRNN:
         ``mask`` (T,) bool marks the rows that have a target (default: all rows when Y is
         given). Bad keys or non-finite values in X or Y raise before anything is learned.
         """
-        X = self._as_rows(X, "X", self.input_size)
+        X, Y, mask = self._run_inputs(X, Y, mask)
         n = X.shape[0]
-        if Y is None:
-            Y = np.zeros((n, self.output_size), dtype=self._np_dtype)
-            mask = np.zeros(n, dtype=np.bool_) if mask is None else mask
-            if np.any(mask):
-                raise ValueError("mask marks rows with targets but Y is None")
-        else:
-            Y = self._as_rows(Y, "Y", self.output_size)
-            if Y.shape[0] != n:
-                raise ValueError(f"Y has {Y.shape[0]} rows but X has {n}")
-        mask = np.ones(n, dtype=np.bool_) if mask is None else np.asarray(mask)
-        if mask.shape != (n,) or mask.dtype != np.bool_:
-            raise ValueError(f"mask must be a bool array of shape ({n},), got {mask.dtype} {mask.shape}")
         ids, new, kind = self._key_ids(keys, n)
         out = np.empty((n, self.output_size), dtype=self._np_dtype)
         done = keyed_run_rows(*self._kargs, ids, X, Y, mask, out)

@@ -27,9 +27,7 @@ from .keymap import (
     keymap_find,
     keymap_touch,
 )
-from .linalg import first_nonfinite
-from .losses import target_domain_error
-from .tbptt import learn_step, predict_step, reset_stream
+from .tbptt import cache_hit, check_target, learn_step, predict_step, reset_stream
 
 # iwork[CACHE_SLOT] value meaning: the predict cache holds a step from the zero state
 # computed with init_mem (a key that was not held)
@@ -86,29 +84,14 @@ def keyed_step(
             return code
     else:
         # validate on the zero state before the key map changes
-        d = init_meta[L.D]
-        hit = not want_out and iwork[L.CACHE_VALID] == 1 and iwork[L.CACHE_SLOT] == ZERO_SLOT
-        if hit:
-            c0 = init_meta[L.W_CACHE_X]
-            for i in range(d):
-                if work[c0 + i] != x[i]:
-                    hit = False
-                    break
-        if not hit:
+        if want_out or not cache_hit(init_meta, work, iwork, ZERO_SLOT, x):
             code = predict_step(init_meta, init_mem, zero, 0, work, iwork, x, out)
             if code != L.OK:
                 return code
             iwork[L.CACHE_SLOT] = ZERO_SLOT
-        if has_y:
-            o_w = init_meta[L.O]
-            bad = first_nonfinite(y, o_w)
-            if bad >= 0:
-                iwork[L.ERR_INDEX] = bad
-                return L.ERR_Y
-            bad = target_domain_error(init_meta[L.LOSS], y, o_w)
-            if bad >= 0:
-                iwork[L.ERR_INDEX] = bad
-                return L.ERR_Y_DOMAIN
+        code = check_target(init_meta, iwork, y, has_y)
+        if code != L.OK:
+            return code
         # ---- the sample is valid: nothing has been written before this line ----
         slot = keymap_acquire(kmeta, table, slots, key)
         r = 0 if shared else slot

@@ -155,6 +155,36 @@ def predict_step(meta, mem, slab, slot, work, iwork, x, out):
 
 
 @jit
+def check_target(meta, iwork, y, has_y):
+    """OK, or ERR_Y / ERR_Y_DOMAIN (index in iwork[ERR_INDEX]) for a target that is not
+    finite or outside the loss's domain."""
+    if has_y:
+        o_w = meta[L.O]
+        bad = first_nonfinite(y, o_w)
+        if bad >= 0:
+            iwork[L.ERR_INDEX] = bad
+            return L.ERR_Y
+        bad = target_domain_error(meta[L.LOSS], y, o_w)
+        if bad >= 0:
+            iwork[L.ERR_INDEX] = bad
+            return L.ERR_Y_DOMAIN
+    return L.OK
+
+
+@jit
+def cache_hit(meta, work, iwork, slot, x):
+    """True if the predict cache holds the step of stream ``slot`` for exactly ``x``."""
+    if iwork[L.CACHE_VALID] != 1 or iwork[L.CACHE_SLOT] != slot:
+        return False
+    d = meta[L.D]
+    cx = work[meta[L.W_CACHE_X] : meta[L.W_CACHE_X] + d]
+    for i in range(d):
+        if cx[i] != x[i]:
+            return False
+    return True
+
+
+@jit
 def learn_step(meta, fmeta, mem, slab, counts, slot, work, iwork, x, y, has_y):
     """Consume one sample on stream ``slot``; at its K1-th step run a TBPTT update.
 
@@ -172,25 +202,12 @@ def learn_step(meta, fmeta, mem, slab, counts, slot, work, iwork, x, y, has_y):
     if bad >= 0:
         iwork[L.ERR_INDEX] = bad
         return L.ERR_X
-    if has_y:
-        bad = first_nonfinite(y, o_w)
-        if bad >= 0:
-            iwork[L.ERR_INDEX] = bad
-            return L.ERR_Y
-        bad = target_domain_error(meta[L.LOSS], y, o_w)
-        if bad >= 0:
-            iwork[L.ERR_INDEX] = bad
-            return L.ERR_Y_DOMAIN
+    code = check_target(meta, iwork, y, has_y)
+    if code != L.OK:
+        return code
     row = slab[slot]
     cs = work[meta[L.W_CACHE_S] : meta[L.W_CACHE_S] + s_w]
-    hit = iwork[L.CACHE_VALID] == 1 and iwork[L.CACHE_SLOT] == slot
-    if hit:
-        cx = work[meta[L.W_CACHE_X] : meta[L.W_CACHE_X] + d]
-        for i in range(d):
-            if cx[i] != x[i]:
-                hit = False
-                break
-    if not hit:
+    if not cache_hit(meta, work, iwork, slot, x):
         gh_w = meta[L.G] * meta[L.H]
         ca = work[meta[L.W_CACHE_A] : meta[L.W_CACHE_A] + meta[L.A]]
         gi = work[meta[L.W_GI] : meta[L.W_GI] + gh_w]

@@ -508,3 +508,28 @@ def test_config_round_trips_and_diagnostics_report_keyed_counts():
         steps=0, keys_held=0, capacity=5, evictions=0, expired=0
     )
     assert m._kmeta[KM.KM_TTL] == 3 and "KeyedStreamRNN(cell='gru'" in repr(m)
+
+
+def test_string_keys_with_nul_are_refused_in_both_paths():
+    """numpy string arrays drop trailing NULs, so "a" and "a\\x00" would be one key in run
+    and two in the loop: both paths refuse them, changing nothing."""
+    m = keyed(hidden_size=3, input_size=2, output_size=1, capacity=4)
+    before = snapshot(m)
+    with pytest.raises(ValueError, match="NUL"):
+        m.learn("a\x00", [0.0, 0.0], [0.0])
+    with pytest.raises(ValueError, match="NUL"):
+        m.run(["a", "a\x00"], np.zeros((2, 2)), np.zeros((2, 1)))
+    with pytest.raises(ValueError, match="NUL"):
+        m.run(np.array(["a", "b\x00c"]), np.zeros((2, 2)), np.zeros((2, 1)))
+    assert_same_arrays(before, snapshot(m))
+
+
+def test_run_input_errors_match_streamrnn():
+    m = keyed(hidden_size=3, input_size=2, output_size=1, capacity=4)
+    plain = sr.StreamRNN(hidden_size=3, input_size=2, output_size=1)
+    for kw in (dict(Y=None, mask=[1, 0]), dict(Y=np.zeros((2, 1)), mask=np.array([True]))):
+        with pytest.raises(ValueError) as a:
+            plain.run(np.zeros((2, 2)), **kw)
+        with pytest.raises(ValueError) as b:
+            m.run([1, 2], np.zeros((2, 2)), **kw)
+        assert str(a.value) == str(b.value)
