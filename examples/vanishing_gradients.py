@@ -84,7 +84,7 @@ def main(n=100):
     held = scalar_elman(1.5, 0.0, n, lr=0.01, clip=1.0)
     d_held = one_window(held, n)
     moved_held = float(np.linalg.norm(held.params - w0))
-    print(f"  clip=1.0:    the same gradient is scaled to norm 1; the update moves the weights by")
+    print("  clip=1.0:    the same gradient is scaled to norm 1; the update moves the weights by")
     print(f"               {moved_held:.4f} = lr x clip (weight norm {before:.3f} -> {d_held['weight_norm']:.3f})")
     return {
         "flow": flow,

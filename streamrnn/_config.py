@@ -8,6 +8,13 @@ fused differently (measured: a centered-RMSprop moment differed in the last bit)
 checkpoint must resume bit for bit in any process. Without it the kernels measured the
 same speed, as they are bound by memory traffic, not arithmetic.
 
+Threads
+-------
+Kernels keep the GIL (no ``nogil``): ``predict`` writes the model's scratch and predict
+cache, so two threads in one model's kernels at once would corrupt each other's
+results. Holding the GIL makes every call on a model atomic, so a model may be shared
+between threads; calls are serialised (use processes for parallel models).
+
 Kernel cache
 ------------
 Kernels are compiled with ``cache=True``. numba keys a cached function on the source of
@@ -44,7 +51,6 @@ def jit(func):
         cache=CACHE,
         fastmath=set(FASTMATH),
         error_model="numpy",
-        nogil=True,
         boundscheck=False,
     )(func)
 
@@ -74,18 +80,27 @@ def kernels_fingerprint():
 
 
 def _install_cache_locators():
+    """Put, before each of numba's file-backed cache locators, a twin for our kernels.
+
+    The twin keeps numba's choice of place (``NUMBA_CACHE_DIR`` first, then next to the
+    source, then the user-wide directory) and only changes the stamp.
+    """
     try:
         from numba.core import caching
 
         impl = caching.CacheImpl
-        bases = (caching.InTreeCacheLocator, caching.UserWideCacheLocator)
-        impl._locator_classes  # noqa: B018 (probe for the hook)
+        classes = impl._locator_classes
+        bases = tuple(
+            getattr(caching, name)
+            for name in ("UserProvidedCacheLocator", "InTreeCacheLocator", "UserWideCacheLocator")
+        )
     except (ImportError, AttributeError):
         return
     if getattr(impl, "_streamrnn_locators", False):
         return
-    made = []
     for base in bases:
+        if base not in classes:
+            continue
 
         class KernelLocator(base):
             """``base``, for streamrnn kernels only, stamped with the kernels' fingerprint."""
@@ -99,8 +114,7 @@ def _install_cache_locators():
             def get_source_stamp(self):
                 return kernels_fingerprint()
 
-        made.append(KernelLocator)
-    impl._locator_classes[0:0] = made
+        classes.insert(classes.index(base), KernelLocator)
     impl._streamrnn_locators = True
 
 

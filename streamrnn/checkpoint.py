@@ -425,6 +425,8 @@ _FMETA_CONFIG = (
     L.CLIP,
     L.EMA,
     L.FMAX,
+    L.LR_END,
+    L.LR_TAU,
 )
 
 

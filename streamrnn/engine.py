@@ -7,6 +7,7 @@ method validates in Python only what it must and hands the arrays to one compile
 import math
 import numbers
 
+import numba
 import numpy as np
 
 from . import cells, checkpoint
@@ -39,6 +40,23 @@ def _check_float(name, value, low, high=math.inf, low_open=False, high_open=Fals
         hi = ")" if high_open else "]"
         raise ValueError(f"{name} must be a finite number in {lo}{low}, {high}{hi}, got {value!r}")
     return float(value)
+
+
+_ENTRY = {}
+
+
+def _entry(kernel, args):
+    """The compiled entry point of ``kernel`` for exactly the types of ``args``.
+
+    Calling it skips numba's per-call type dispatch (about 0.3 us of each per-sample
+    call). Only for arguments whose dtype, dimensions and layout are already checked:
+    the model's own arrays and inputs from ``_as_vector``. Cached per process.
+    """
+    key = (kernel, tuple(numba.typeof(a) for a in args))
+    fn = _ENTRY.get(key)
+    if fn is None:
+        fn = _ENTRY[key] = kernel.compile(key[1])
+    return fn
 
 
 def _norm(v):
@@ -77,6 +95,11 @@ class StreamRNN:
         PyTorch's update formulas; the options below default to PyTorch's defaults.
     lr : float
         Learning rate.
+    lr_end, lr_tau : float or None
+        A decaying learning rate: the t-th update (t = 0, 1, ...) uses
+        ``lr_end + (lr - lr_end) * lr_tau / (lr_tau + t)``, from ``lr`` down to ``lr_end``
+        (half-way after ``lr_tau`` updates), as PyTorch's ``LambdaLR`` stepped after every
+        ``opt.step()`` would. Both None (the default): ``lr`` throughout.
     clip : float or None
         Clip the gradient to this global L2 norm (``clip_grad_norm_``); None: no clipping.
     seed : int
@@ -149,6 +172,8 @@ class StreamRNN:
         history=0,
         ema=0.95,
         warn=True,
+        lr_end=None,
+        lr_tau=None,
     ):
         self.cell = _check_choice("cell", cell, cells.CELLS)
         self.input_size = _check_int("input_size", input_size, 1)
@@ -164,6 +189,10 @@ class StreamRNN:
         self.optimizer = _check_choice("optimizer", optimizer, cells.OPTIMIZERS)
         self.lr = _check_float("lr", lr, 0.0)
         self.clip = None if clip is None else _check_float("clip", clip, 0.0, low_open=True)
+        if (lr_end is None) != (lr_tau is None):
+            raise ValueError(f"lr_end and lr_tau go together (a schedule) or are both None, got {lr_end!r}, {lr_tau!r}")
+        self.lr_end = None if lr_end is None else _check_float("lr_end", lr_end, 0.0)
+        self.lr_tau = None if lr_tau is None else _check_float("lr_tau", lr_tau, 0.0, low_open=True)
         self.seed = _check_int("seed", seed, 0)
         self.dtype = _check_choice("dtype", dtype, DTYPES)
         self.momentum = _check_float("momentum", momentum, 0.0)
@@ -219,6 +248,8 @@ class StreamRNN:
             "history": self.history,
             "ema": self.ema,
             "warn": self.warn,
+            "lr_end": self.lr_end,
+            "lr_tau": self.lr_tau,
         }
 
     def _build(self, n_streams=1):
@@ -240,6 +271,8 @@ class StreamRNN:
         self._fmeta = np.zeros(L.fmeta_size(self.k2, self.history), dtype=np.float64)
         f = self._fmeta
         f[L.LR] = self.lr
+        f[L.LR_END] = 0.0 if self.lr_end is None else self.lr_end
+        f[L.LR_TAU] = 0.0 if self.lr_tau is None else self.lr_tau
         f[L.MOMENTUM] = self.momentum
         f[L.DAMPENING] = self.dampening
         f[L.WEIGHT_DECAY] = self.weight_decay
@@ -260,7 +293,7 @@ class StreamRNN:
         self._iwork[L.CACHE_SLOT] = -1
         self._iwork[L.WIN_SLOT] = -1
         self._no_target = np.zeros(self.output_size, dtype=self._np_dtype)
-        self._xshape = (self.input_size,)
+        self._predict_fn = self._learn_fn = None  # entry points, found on first use
 
     def _resize(self, input_size=None, output_size=None):
         """Grow the input layer (D) and/or the output layer (O) in place, keeping what was learned.
@@ -325,7 +358,7 @@ class StreamRNN:
     # ------------------------------------------------------------------ pickling
     def __getstate__(self):
         state = self.__dict__.copy()
-        for name in ("_work", "_iwork", "_no_target"):
+        for name in ("_work", "_iwork", "_no_target", "_predict_fn", "_learn_fn"):
             state.pop(name, None)
         return state
 
@@ -384,7 +417,15 @@ class StreamRNN:
         unexpected = sorted(set(ck.arrays) - set(checkpoint.ENGINE_ARRAYS))
         if unexpected:
             raise checkpoint.CheckpointError(f"{where}: unexpected arrays {unexpected} in a {cls._checkpoint_kind}")
-        return checkpoint.restore_engine(model, ck.arrays, where)
+        checkpoint.restore_engine(model, ck.arrays, where)
+        model._restored()
+        return model
+
+    def _restored(self):
+        """After the arrays were replaced (a loaded checkpoint): re-align the health checks."""
+        if self._health is not None:
+            self._health.sync(self._meta, self._fmeta)
+            self._poll_in = self.k1 - self._counts.item(0) % self.k1
 
     # ------------------------------------------------------------------ input checks
     def _as_vector(self, value, name, size):
@@ -422,10 +463,14 @@ class StreamRNN:
         if code in (L.ERR_X, L.ERR_Y):
             name = _ERR_NAMES[code]
             v = (x if code == L.ERR_X else y)[i]
-            raise ValueError(f"{where}{name}[{i}] is {v} (as {self.dtype}): values must be finite; the sample was rejected")
+            raise ValueError(
+                f"{where}{name}[{i}] is {v} (as {self.dtype}): values must be finite; the sample was rejected"
+            )
         if code == L.ERR_Y_DOMAIN:
             if self.loss == "bce":
-                raise ValueError(f"{where}y[{i}] is {y[i]}: loss='bce' needs targets in [0, 1]; the sample was rejected")
+                raise ValueError(
+                    f"{where}y[{i}] is {y[i]}: loss='bce' needs targets in [0, 1]; the sample was rejected"
+                )
             raise ValueError(
                 f"{where}y is {y!r}: loss='ce' needs non-negative targets with a positive sum (a probability "
                 "vector such as one-hot); the sample was rejected"
@@ -443,7 +488,11 @@ class StreamRNN:
         """
         x = self._as_vector(x, "x", self.input_size)
         out = np.empty(self.output_size, dtype=self._np_dtype)
-        code = predict_step(self._meta, self._mem, self._slab, 0, self._work, self._iwork, x, out)
+        fn = self._predict_fn
+        if fn is None:
+            args = (self._meta, self._mem, self._slab, 0, self._work, self._iwork, out, out)
+            fn = self._predict_fn = _entry(predict_step, args)
+        code = fn(self._meta, self._mem, self._slab, 0, self._work, self._iwork, x, out)
         if code:
             self._raise(code, x, None)
         return out
@@ -456,14 +505,20 @@ class StreamRNN:
         (NaN/inf, wrong shape, non-numeric) raises ValueError and changes nothing.
         """
         x = self._as_vector(x, "x", self.input_size)
+        fn = self._learn_fn
+        if fn is None:
+            fn = self._learn_fn = _entry(learn_step, (
+                self._meta, self._fmeta, self._mem, self._slab, self._counts, 0,
+                self._work, self._iwork, self._no_target, self._no_target, True,
+            ))
         if y is None:
-            code = learn_step(
+            code = fn(
                 self._meta, self._fmeta, self._mem, self._slab, self._counts, 0,
                 self._work, self._iwork, x, self._no_target, False,
             )
         else:
             y = self._as_vector(y, "y", self.output_size)
-            code = learn_step(
+            code = fn(
                 self._meta, self._fmeta, self._mem, self._slab, self._counts, 0,
                 self._work, self._iwork, x, y, True,
             )
@@ -519,8 +574,9 @@ class StreamRNN:
         rows that have a target (default: all rows when Y is given). Non-finite values in
         X or Y raise ValueError before anything is learned; an X with no rows returns an
         empty (0, output_size) array and changes nothing. If a row is refused inside the
-        loop (its step would make the hidden state non-finite) the ValueError names the
-        row, and the rows before it stay learned.
+        loop (a target outside the loss's domain, such as 2.0 for ``bce``, or a step that
+        would make the hidden state non-finite) the ValueError names the row, and the rows
+        before it stay learned.
 
         With ``warn=True`` the health checks run once, after the call: every skipped update
         is counted, but only the last update's gradient norm is judged, unless the model
@@ -548,11 +604,9 @@ class StreamRNN:
             if not has_y and mask.any():
                 raise ValueError("mask marks rows with targets but Y is None")
         out = np.empty((n, self.output_size), dtype=self._np_dtype)
-        slots = np.zeros(n, dtype=np.int64)
-        resets = np.zeros(n, dtype=np.bool_)
         done = run_rows(
             self._meta, self._fmeta, self._mem, self._slab, self._counts,
-            self._work, self._iwork, slots, resets, X, Y, mask, out,
+            self._work, self._iwork, X, Y, mask, out,
         )
         if self._health is not None:
             self._health.poll(self._meta, self._fmeta, -(-n // self.k1))
@@ -569,7 +623,7 @@ class StreamRNN:
 
         The weights and the optimizer state are kept.
         """
-        reset_stream(self._meta, self._slab, self._counts, 0, self._iwork)
+        reset_stream(self._slab, self._counts, 0, self._iwork)
         self._poll_in = self.k1
         return self
 

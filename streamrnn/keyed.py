@@ -64,7 +64,8 @@ class KeyedStreamRNN:
     Parameters
     ----------
     cell, input_size, hidden_size, output_size, k1, k2, loss, optimizer, lr, clip, seed, dtype,
-    momentum, dampening, nesterov, weight_decay, betas, eps, alpha, centered, history, ema, warn
+    momentum, dampening, nesterov, weight_decay, betas, eps, alpha, centered, history, ema, warn,
+    lr_end, lr_tau
         As for ``StreamRNN`` (``warn`` watches the shared weights; with ``shared=False``
         the per-key models are not monitored).
     capacity : int
@@ -140,6 +141,8 @@ class KeyedStreamRNN:
         history=0,
         ema=0.95,
         warn=True,
+        lr_end=None,
+        lr_tau=None,
         capacity=1024,
         eviction="lru",
         ttl=None,
@@ -150,6 +153,7 @@ class KeyedStreamRNN:
             k1=k1, k2=k2, loss=loss, optimizer=optimizer, lr=lr, clip=clip, seed=seed, dtype=dtype,
             momentum=momentum, dampening=dampening, nesterov=nesterov, weight_decay=weight_decay,
             betas=betas, eps=eps, alpha=alpha, centered=centered, history=history, ema=ema, warn=warn,
+            lr_end=lr_end, lr_tau=lr_tau,
         )
         for name in proto._config():
             setattr(self, name, getattr(proto, name))

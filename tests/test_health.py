@@ -309,3 +309,21 @@ def test_spike_threshold_and_warmup_on_hand_made_records(records):
     feed(monitor, meta, fmeta, 1.0, gnorm=60.0)
     (r,) = records()
     assert r.symptom == "grad_spike" and r.levelno == logging.WARNING and "clip the gradient" in r.getMessage()
+
+
+def test_health_checks_continue_after_a_checkpoint_load(tmp_path, caplog):
+    """A symptom right after a resume is reported as it would be without the restart."""
+    import streamrnn as sr
+
+    def run(m):
+        for t in range(8):
+            m.learn([0.1 * t], [0.5])
+
+    m = sr.StreamRNN(cell="gru", input_size=1, hidden_size=3, k1=2, lr=0.01, seed=1)
+    run(m)
+    resumed = sr.StreamRNN.load(m.save(tmp_path / "m.npz"))
+    for model in (m, resumed):
+        model.learn([0.0], [0.0])
+        model.learn([0.0], [1e300])  # loss overflows: a skipped update at this boundary
+    assert m.health.counts["nonfinite"] == 1
+    assert resumed.health.counts["nonfinite"] == 1

@@ -3,6 +3,7 @@
 import ast
 import importlib.metadata
 import pathlib
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -19,8 +20,13 @@ def test_installed_distribution_has_only_the_streamrnn_top_level_name():
 
 
 def test_built_wheel_holds_only_streamrnn(tmp_path):
+    src = tmp_path / "src"  # build from a copy: building writes build/ and *.egg-info
+    shutil.copytree(
+        ROOT, src, ignore=shutil.ignore_patterns(".git", "build", "*.egg-info", "__pycache__", "streamrnn-output")
+    )
     res = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), str(ROOT)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path),
+         str(src)],
         capture_output=True,
         text=True,
     )

@@ -116,7 +116,7 @@ def keyed_step(
             meta[r, :] = init_meta
             fmeta[r, :] = init_fmeta
             mem[r, :] = init_mem
-        reset_stream(meta[r], slab, counts, slot, iwork)
+        reset_stream(slab, counts, slot, iwork)
         # the cached step from the zero state is the slot's step now
         iwork[L.CACHE_SLOT] = slot
         code = learn_step(meta[r], fmeta[r], mem[r], slab, counts, slot, work, iwork, x, y, has_y)

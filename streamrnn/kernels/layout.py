@@ -113,7 +113,9 @@ EMA_GNORM = 13
 WNORM = 14  # parameter norm after the last update
 PREV_WNORM = 15
 FMAX = 16  # largest finite value of the model dtype (np.finfo(dtype).max)
-F_LAGS = 17  # K2 values: ||dL/dh_{t-k}|| of the last update; then K2 running means
+LR_END = 17  # learning-rate schedule: lr_t = LR_END + (LR - LR_END) * LR_TAU / (LR_TAU + t)
+LR_TAU = 18  # t = optimizer steps taken; LR_TAU <= 0: constant lr
+F_LAGS = 19  # K2 values: ||dL/dh_{t-k}|| of the last update; then K2 running means
 HIST_WIDTH = 4  # per history record: loss, grad norm, clipped (0/1), weight norm
 
 # ---- iwork (int64, never saved) ----

@@ -23,6 +23,8 @@ from .layout import (
     EPS,
     FMAX,
     LR,
+    LR_END,
+    LR_TAU,
     MOMENTUM,
     NESTEROV,
     OFF_GRAD,
@@ -34,9 +36,6 @@ from .layout import (
     WEIGHT_DECAY,
 )
 
-N_MOMENTS = (1, 2, 3)  # SGD, ADAM, RMSPROP
-
-
 @jit
 def clip_coefficient(gnorm, max_norm):
     """``torch.nn.utils.clip_grad_norm_``'s factor: min(1, max_norm / (gnorm + 1e-6))."""
@@ -44,6 +43,15 @@ def clip_coefficient(gnorm, max_norm):
     if coef > 1.0:
         return 1.0
     return coef
+
+
+@jit
+def current_lr(meta, fmeta):
+    """The learning rate of the next step: constant, or lr_end + (lr - lr_end) tau / (tau + t)."""
+    tau = fmeta[LR_TAU]
+    if tau <= 0.0:
+        return fmeta[LR]
+    return fmeta[LR_END] + (fmeta[LR] - fmeta[LR_END]) * (tau / (tau + float(meta[OPT_STEP])))
 
 
 @jit
@@ -67,7 +75,7 @@ def _sgd(meta, fmeta, mem, commit):
     params = mem[:n]
     grad = mem[meta[OFF_GRAD] : meta[OFF_GRAD] + n]
     buf = mem[meta[OFF_MOM] : meta[OFF_MOM] + n]
-    lr = fmeta[LR]
+    lr = current_lr(meta, fmeta)
     mu = fmeta[MOMENTUM]
     damp = fmeta[DAMPENING]
     wd = fmeta[WEIGHT_DECAY]
@@ -108,7 +116,7 @@ def _adam(meta, fmeta, mem, commit):
     grad = mem[meta[OFF_GRAD] : meta[OFF_GRAD] + n]
     exp_avg = mem[meta[OFF_MOM] : meta[OFF_MOM] + n]
     exp_avg_sq = mem[meta[OFF_MOM] + n : meta[OFF_MOM] + 2 * n]
-    lr = fmeta[LR]
+    lr = current_lr(meta, fmeta)
     b1 = fmeta[BETA1]
     b2 = fmeta[BETA2]
     eps = fmeta[EPS]
@@ -123,7 +131,7 @@ def _adam(meta, fmeta, mem, commit):
         if wd != 0.0:
             g = g + wd * p
         m = _lerp(float(exp_avg[i]), g, 1.0 - b1)
-        v = float(exp_avg_sq[i]) * b2 + (1.0 - b2) * (g * g)
+        v = float(exp_avg_sq[i]) * b2 + ((1.0 - b2) * g) * g  # torch's addcmul order
         p = p + (-step_size) * (m / (math.sqrt(v) / bc2_sqrt + eps))
         if commit:
             exp_avg[i] = m
@@ -144,7 +152,7 @@ def _rmsprop(meta, fmeta, mem, commit):
     square_avg = mem[m0 : m0 + n]
     buf = mem[m0 + n : m0 + 2 * n]
     grad_avg = mem[m0 + 2 * n : m0 + 3 * n]
-    lr = fmeta[LR]
+    lr = current_lr(meta, fmeta)
     alpha = fmeta[ALPHA]
     eps = fmeta[EPS]
     wd = fmeta[WEIGHT_DECAY]
@@ -156,7 +164,7 @@ def _rmsprop(meta, fmeta, mem, commit):
         g = float(grad[i])
         if wd != 0.0:
             g = g + wd * p
-        sq = float(square_avg[i]) * alpha + (1.0 - alpha) * (g * g)
+        sq = float(square_avg[i]) * alpha + ((1.0 - alpha) * g) * g  # torch's addcmul order
         ga = 0.0
         if centered:
             ga = _lerp(float(grad_avg[i]), g, 1.0 - alpha)

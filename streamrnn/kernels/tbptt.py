@@ -436,7 +436,7 @@ def _record(meta, fmeta, loss_value, gnorm, clipped, wnorm):
 
 
 @jit
-def reset_stream(meta, slab, counts, slot, iwork):
+def reset_stream(slab, counts, slot, iwork):
     """Zero stream ``slot``: state, start states, buffer and step count."""
     row = slab[slot]
     for i in range(row.shape[0]):
@@ -444,14 +444,15 @@ def reset_stream(meta, slab, counts, slot, iwork):
     counts[slot, 0] = 0
     if iwork[L.CACHE_SLOT] == slot:
         iwork[L.CACHE_VALID] = 0
+    if iwork[L.WIN_SLOT] == slot:
+        iwork[L.WIN_SLOT] = -1
 
 
 @jit
-def run_rows(meta, fmeta, mem, slab, counts, work, iwork, slots, resets, xs, ys, mask, out):
-    """Prequential loop: for each row t, predict on stream slots[t], then learn.
+def run_rows(meta, fmeta, mem, slab, counts, work, iwork, xs, ys, mask, out):
+    """Prequential loop over stream 0: for each row t, predict, then learn.
 
-    Shapes: slots (T,) int64; resets (T,) bool (zero the stream first); xs (T, D);
-            ys (T, O); mask (T,) bool (row has a target); out (T, O).
+    Shapes: xs (T, D); ys (T, O); mask (T,) bool (row has a target); out (T, O).
     Math: exactly predict_step then learn_step per row.
     Writes: out and the model, as the loop would.
     Returns: the number of rows processed; fewer than T means row `returned` failed with
@@ -459,12 +460,9 @@ def run_rows(meta, fmeta, mem, slab, counts, work, iwork, slots, resets, xs, ys,
     """
     n = xs.shape[0]
     for t in range(n):
-        slot = slots[t]
-        if resets[t]:
-            reset_stream(meta, slab, counts, slot, iwork)
-        code = predict_step(meta, mem, slab, slot, work, iwork, xs[t], out[t])
+        code = predict_step(meta, mem, slab, 0, work, iwork, xs[t], out[t])
         if code == L.OK:
-            code = learn_step(meta, fmeta, mem, slab, counts, slot, work, iwork, xs[t], ys[t], mask[t])
+            code = learn_step(meta, fmeta, mem, slab, counts, 0, work, iwork, xs[t], ys[t], mask[t])
         if code != L.OK:
             iwork[L.ERR_CODE] = code
             return t

@@ -65,12 +65,13 @@ def data_for(model, n, **kw):
 ALL = [
     RNNRegressor(**SMALL),
     RNNRegressor(feed_target=True, diff_target=True, **SMALL),
+    RNNRegressor(diff_features=True, feed_target=True, **SMALL),
     RNNMultiTargetRegressor(**SMALL),
     RNNClassifier(**SMALL),
     RNNForecaster(m=2, sd=1, lags=(1, 2), **SMALL),
     RNNAnomalyDetector(**SMALL),
 ]
-IDS = ["reg", "reg-diff-feed", "multi", "clf", "forecaster", "anomaly"]
+IDS = ["reg", "reg-diff-feed", "reg-diff-features", "multi", "clf", "forecaster", "anomaly"]
 
 
 def inference(model, x):
@@ -361,6 +362,56 @@ def test_feed_target_feeds_the_previous_standardised_target():
     expected = m.engine.predict(np.array([m._prev_z, 0.1, 0.2, 0.3]))[0]
     mean, scale = m._y_loc_scale
     assert m.predict_one(x) == mean + scale * float(expected)
+
+
+def changes(data):
+    """``data`` with each feature replaced by its change since the previous sample, by hand.
+
+    A feature's change is 0 at its first appearance; a missing feature counts as 0.
+    """
+    out, prev = [], {}
+    for x, y in data:
+        d = {k: (v - prev[k] if k in prev else 0.0) for k, v in x.items()}
+        d.update({k: 0.0 - v for k, v in prev.items() if k not in x})
+        out.append((d, y))
+        prev = {k: 0.0 for k in prev} | x
+    return out
+
+
+@pytest.mark.parametrize("extra", [{}, {"feed_target": True, "diff_target": True}])
+def test_diff_features_equals_feeding_the_changes_by_hand(extra):
+    """The model with diff_features is, bit for bit, the plain model fed the changes.
+
+    The stream has a feature that first appears late, a step where a feature is missing
+    and one where it is None, so the first-appearance and missing rules are both exercised.
+    """
+    data = stream(60)
+    data = [(dict(x, late=2.0 + x["a"]) if t >= 23 else x, y) for t, (x, y) in enumerate(data)]
+    data[31] = ({k: v for k, v in data[31][0].items() if k != "b"}, data[31][1])
+    data[40] = (dict(data[40][0], c=None), data[40][1])
+    plain = [({k: (0.0 if v is None else v) for k, v in x.items()}, y) for x, y in data]
+    a = RNNRegressor(diff_features=True, **extra, **SMALL)
+    b = RNNRegressor(**extra, **SMALL)
+    pa = feed(a, data)
+    pb = feed(b, changes(plain))
+    assert pa == pb
+    assert a.features == b.features == ["a", "b", "c", "late"]
+    for name, w in a.engine.state_dict().items():
+        np.testing.assert_array_equal(w, b.engine.state_dict()[name], err_msg=name)
+    # the next prediction reads the change from the last learned sample
+    x = {"a": 0.25, "b": -1.0, "c": 0.5, "late": 1.0}
+    last = plain[-1][0]
+    assert a.predict_one(x) == b.predict_one({k: v - last[k] for k, v in x.items()})
+
+
+def test_diff_features_first_change_is_zero():
+    """The first sample's features have no previous value: the network reads zeros."""
+    a = RNNRegressor(diff_features=True, **SMALL)
+    b = RNNRegressor(**SMALL)
+    a.learn_one({"a": 1e6, "b": -3.0}, 1.0)
+    b.learn_one({"a": 0.0, "b": 0.0}, 1.0)
+    assert pickle.dumps(a.engine) == pickle.dumps(b.engine)
+    assert a.predict_one({"a": 1e6, "b": -3.0}) == b.predict_one({"a": 0.0, "b": 0.0})
 
 
 def test_pipeline_with_standard_scaler():

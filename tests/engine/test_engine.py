@@ -280,3 +280,12 @@ def test_float32_tracks_float64(rng):
     pa, pb = a.run(X, Y), b.run(X, Y)
     assert b.params.dtype == np.float32
     np.testing.assert_allclose(pb, pa, atol=1e-4)
+
+
+def test_learning_rate_schedule_validation():
+    with pytest.raises(ValueError, match="lr_end and lr_tau go together"):
+        make(lr_end=0.001)
+    with pytest.raises(ValueError, match="lr_tau must be"):
+        make(lr_end=0.001, lr_tau=0.0)
+    m = make(lr_end=0.001, lr_tau=50.0)
+    assert m._config()["lr_end"] == 0.001 and sr.StreamRNN(**m._config())._config() == m._config()
