@@ -12,6 +12,8 @@ gradient clipping; one thread each.
   so the work is the same as the torch loop's).
 * StreamRNN loop    : the engine alone on numpy arrays (``predict(x); learn(x, y)``), to show
   what the dict handling costs.
+* keyed RNNRegressor: ``key="sensor"`` with 100 interleaved sensors (a hidden state each,
+  shared weights), each x carrying its sensor id: what the key costs per sample.
 
 The rows are measured in alternating rounds and each keeps its best round, so a busy
 machine slows all of them alike.
@@ -46,6 +48,20 @@ def make_stream(T, D, seed=0):
 def bench_estimator(xs, ys, cfg):
     model = RNNRegressor(scale_target=False, seed=0, **cfg)
     for i in range(64):  # compile / load from cache, create the state
+        model.predict_one(xs[i])
+        model.learn_one(xs[i], ys[i])
+    predict_one, learn_one = model.predict_one, model.learn_one
+    t = time.process_time()
+    for x, y in zip(xs, ys):
+        predict_one(x)
+        learn_one(x, y)
+    return len(xs) / (time.process_time() - t)
+
+
+def bench_keyed(xs, ys, cfg, n_keys=100):
+    model = RNNRegressor(scale_target=False, seed=0, key="sensor", capacity=2 * n_keys, **cfg)
+    xs = [dict(x, sensor=i % n_keys) for i, x in enumerate(xs)]
+    for i in range(64):
         model.predict_one(xs[i])
         model.learn_one(xs[i], ys[i])
     predict_one, learn_one = model.predict_one, model.learn_one
@@ -123,24 +139,26 @@ def main(argv=None):
         f"GRU H={a.hidden} K={a.k} D={a.features}, clip 1.0, float64, one thread; "
         f"predict_one + learn_one samples/s (ratio to torch per-sample)"
     )
-    print("| optimizer | torch per-sample | RNNRegressor (dicts) | StreamRNN loop (arrays) |")
-    print("|---|---:|---:|---:|")
+    print("| optimizer | torch per-sample | RNNRegressor (dicts) | StreamRNN loop (arrays) | keyed RNNRegressor |")
+    print("|---|---:|---:|---:|---:|")
     for optimizer, lr in (("sgd", 0.01), ("adam", 0.005)):
         cfg = dict(cell="gru", hidden_size=a.hidden, k1=a.k, optimizer=optimizer, lr=lr, clip=1.0)
-        best = {"torch": 0.0, "est": 0.0, "eng": 0.0}
+        best = {"torch": 0.0, "est": 0.0, "eng": 0.0, "keyed": 0.0}
         for _ in range(a.rounds):
             if have_torch:
                 best["torch"] = max(best["torch"], bench_torch(xs[: a.torch_steps], ys[: a.torch_steps], cfg))
             best["est"] = max(best["est"], bench_estimator(xs, ys, cfg))
             best["eng"] = max(best["eng"], bench_engine(X, Y, cfg))
+            best["keyed"] = max(best["keyed"], bench_keyed(xs, ys, cfg))
         if have_torch:
             base = best["torch"]
             print(
                 f"| {optimizer} | {base:,.0f} (1x) | {best['est']:,.0f} ({best['est'] / base:.0f}x) "
-                f"| {best['eng']:,.0f} ({best['eng'] / base:.0f}x) |"
+                f"| {best['eng']:,.0f} ({best['eng'] / base:.0f}x) "
+                f"| {best['keyed']:,.0f} ({best['keyed'] / base:.0f}x) |"
             )
         else:
-            print(f"| {optimizer} | - | {best['est']:,.0f} | {best['eng']:,.0f} |")
+            print(f"| {optimizer} | - | {best['est']:,.0f} | {best['eng']:,.0f} | {best['keyed']:,.0f} |")
 
 
 if __name__ == "__main__":

@@ -397,6 +397,97 @@ def _read_member(zf, info, name, where, spec):
     return flat.reshape(shape, order="F" if fortran else "C")
 
 
+# ---------------------------------------------------------------------------- values
+# Hashable values (feature names, labels, keys, constructor arguments) in JSON, tagged so
+# that each comes back as exactly what it was: True stays a bool (not 1), "1" a str (not
+# 1), 1.0 a float (not 1), (1, "a") a tuple (not a list).
+_NUMPY_KINDS = "biufUS"
+_ITEM_TYPES = {"U": (str,), "S": (bytes,)}  # what .item() gives (numbers for the other kinds)
+
+
+def encode_value(value, what="value"):
+    """A JSON form of ``value`` from which ``decode_value`` rebuilds an equal value of the same type.
+
+    ``str`` is itself, ``None`` is null and ``bool`` is true/false (JSON tells these
+    apart); everything else is a tagged list: ``["int", 3]``, ``["float", "1.5"]``
+    (``repr``, so NaN, infinities and -0.0 are exact), ``["tuple", [...]]``,
+    ``["bytes", "<hex>"]`` and ``["numpy", "<dtype>", <value>]`` for a numpy bool,
+    integer, float, str or bytes scalar. Only these exact types are taken (not subclasses such as an
+    ``enum`` member, which would come back as its base type); anything else raises
+    TypeError naming ``what``.
+
+    >>> encode_value(("a", 1, 1.0, True, None))
+    ['tuple', ['a', ['int', 1], ['float', '1.0'], True, None]]
+    >>> decode_value(encode_value(("a", 1, 1.0, True, None)))
+    ('a', 1, 1.0, True, None)
+    """
+    t = type(value)
+    if t is str or t is bool or value is None:
+        return value
+    if t is int:
+        return ["int", value]
+    if t is float:
+        return ["float", repr(value)]
+    if t is tuple:
+        return ["tuple", [encode_value(v, what) for v in value]]
+    if t is bytes:
+        return ["bytes", value.hex()]
+    if (
+        isinstance(value, np.generic)
+        and value.dtype.kind in _NUMPY_KINDS
+        and (value.dtype.itemsize <= 8 or value.dtype.kind in "US")  # not longdouble: .item() is no Python number
+        and t is value.dtype.type
+    ):
+        return ["numpy", value.dtype.str, encode_value(value.item(), what)]
+    raise TypeError(
+        f"{what} {value!r:.80} of type {t.__name__} cannot be stored in a checkpoint (storable: str, int, "
+        "float, bool, None, bytes, numpy bool/int/float/str/bytes scalars and tuples of these)"
+    )
+
+
+def decode_value(obj, where="checkpoint"):
+    """The value ``encode_value`` encoded as ``obj``; CheckpointError for anything malformed."""
+    if obj is None or type(obj) is str or type(obj) is bool:
+        return obj
+    bad = CheckpointError(f"{where}: malformed value {obj!r:.80} in the checkpoint header")
+    if type(obj) is not list or not obj or type(obj[0]) is not str:
+        raise bad
+    tag, args = obj[0], obj[1:]
+    if tag == "int" and len(args) == 1 and type(args[0]) is int:
+        return args[0]
+    if tag == "float" and len(args) == 1 and type(args[0]) is str:
+        try:
+            return float(args[0])
+        except ValueError:
+            raise bad from None
+    if tag == "tuple" and len(args) == 1 and type(args[0]) is list:
+        return tuple(decode_value(v, where) for v in args[0])
+    if tag == "bytes" and len(args) == 1 and type(args[0]) is str:
+        try:
+            return bytes.fromhex(args[0])
+        except ValueError:
+            raise bad from None
+    if tag == "numpy" and len(args) == 2 and type(args[0]) is str:
+        try:
+            dtype = np.dtype(args[0])
+        except TypeError:
+            raise bad from None
+        inner = decode_value(args[1], where)
+        if (
+            dtype.kind not in _NUMPY_KINDS
+            or (dtype.itemsize > 8 and dtype.kind not in "US")
+            or dtype.str != args[0]
+            or type(inner) not in _ITEM_TYPES.get(dtype.kind, (bool, int, float))
+        ):
+            raise bad
+        with np.errstate(all="ignore"):
+            value = dtype.type(inner)
+        if value.item() != inner and inner == inner:
+            raise bad
+        return value
+    raise bad
+
+
 # ---------------------------------------------------------------------------- engines
 ENGINE_ARRAYS = ("meta", "fmeta", "mem", "slab", "counts")
 
@@ -529,6 +620,11 @@ def restore_engine(model, arrays, where, prefix=""):
         getattr(model, "_" + name)[...] = arrays[name]
     refresh_transposed(model._meta, model._mem)  # wt is derived: rebuild it, never trust it
     model._alloc_work()  # a fresh predict cache: nothing computed before the save is reused
+    health = getattr(model, "_health", None)
+    if health is not None:  # the counters jumped: take them as seen, without warnings
+        health.sync(model._meta, model._fmeta)
+    if hasattr(model, "_poll_in"):  # learn calls until the next TBPTT boundary
+        model._poll_in = model.k1 - int(model._counts[0, 0]) % model.k1
     return model
 
 
@@ -537,7 +633,9 @@ __all__ = [
     "Checkpoint",
     "CheckpointError",
     "construct",
+    "decode_value",
     "describe",
+    "encode_value",
     "engine_arrays",
     "read",
     "restore_engine",

@@ -10,6 +10,8 @@ import numbers
 
 import numpy as np
 
+from . import checkpoint
+from .checkpoint import CheckpointError
 from .engine import StreamRNN, _check_choice, _check_int
 from .kernels import keymap as KM
 from .kernels import layout as L
@@ -18,6 +20,31 @@ from .kernels.keyed import keyed_predict, keyed_run_rows, keyed_step
 _INT64_MIN = -(2**63)
 _INT64_MAX = 2**63 - 1
 EVICTIONS = ("lru",)
+# the arrays a checkpoint holds: the model (one row per slot when not shared), the slabs
+# and the key map; with shared=False also the model new keys start from
+_ARRAYS = ("meta", "fmeta", "mem", "slab", "counts", "kmeta", "table", "slots")
+_INIT_ARRAYS = ("init_meta", "init_fmeta", "init_mem")
+# kmeta entries fixed by the configuration
+_KMETA_CONFIG = (KM.KM_CAPACITY, KM.KM_MASK, KM.KM_TTL, KM.KM_SHARED)
+
+
+class _Rows:
+    """One model's arrays (views into a keyed model's rows) as ``checkpoint.restore_engine`` sees a model."""
+
+    def __init__(self, owner, meta, fmeta, mem):
+        self._layout = owner._layout
+        self._meta, self._fmeta, self._mem = meta, fmeta, mem
+        self._slab = np.zeros((0, owner._layout.row_size), dtype=owner._np_dtype)
+        self._counts = np.zeros((0, 1), dtype=np.int64)
+
+    def _alloc_work(self):
+        pass
+
+    def arrays(self, staged, stem, prefix, row=None):
+        """The stored arrays of this model as ``restore_engine`` reads them (under ``prefix + stem``)."""
+        out = {prefix + stem + n: staged[stem + n] if row is None else staged[n][row] for n in ("meta", "fmeta", "mem")}
+        out.update({prefix + stem + "slab": self._slab, prefix + stem + "counts": self._counts})
+        return out
 
 
 class _ModelView:
@@ -218,6 +245,117 @@ class KeyedStreamRNN:
     _as_vector = StreamRNN._as_vector
     _as_rows = StreamRNN._as_rows
     _raise = StreamRNN._raise
+
+    def _resize(self, input_size=None, output_size=None):
+        """Grow the input and/or output layer of the shared weights, keeping every key's state.
+
+        Exactly ``StreamRNN._resize`` applied to the shared model and every slot of the
+        slab (new weight columns/rows, moments and buffered entries are zero). Only for
+        ``shared=True``.
+        """
+        if not self.shared:
+            raise ValueError("_resize needs shared=True")
+        StreamRNN._resize(self, input_size, output_size)
+        return self
+
+    # ------------------------------------------------------------------ checkpoints
+    _checkpoint_kind = "KeyedStreamRNN"
+
+    def _checkpoint_parts(self, prefix=""):
+        """``(arrays, extra)``: every array that defines the model (under ``prefix``) and the
+        string-key bookkeeping as JSON."""
+        names = _ARRAYS + (() if self.shared else _INIT_ARRAYS)
+        arrays = {prefix + n: getattr(self, "_" + n) for n in names}
+        extra = {
+            "key_kind": self._key_kind,
+            "str_ids": [[s, kid] for s, kid in self._str_ids.items()],
+            "next_str_id": self._next_str_id,
+        }
+        return arrays, extra
+
+    def save(self, path):
+        """Write every key's state and the weights to a checkpoint at ``path``, atomically.
+
+        The file holds the configuration, the weights and optimizer state (shared, or each
+        slot's own and the ones new keys start from), every slot's stream state and step
+        count, the compiled key map (slots, hash table, LRU order, clock, ttl stamps,
+        eviction counters) and the string keys: ``load`` continues bit for bit, evictions
+        included. Format: ``streamrnn.checkpoint``; no pickle.
+
+        Examples
+        --------
+        >>> import os, tempfile
+        >>> import numpy as np
+        >>> import streamrnn as sr
+        >>> m = sr.KeyedStreamRNN(input_size=1, hidden_size=4, k1=3, capacity=2)
+        >>> P = m.run(["a", "b", "c", "a"], np.ones((4, 1)), np.zeros((4, 1)))
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> m2 = sr.KeyedStreamRNN.load(m.save(os.path.join(tmp.name, "keyed.npz")))
+        >>> m2.keys(), m2.diagnostics()["evictions"], bool((m2.predict("c", [1.0]) == m.predict("c", [1.0])).all())
+        (['a', 'c'], 2, True)
+        >>> tmp.cleanup()
+        """
+        arrays, extra = self._checkpoint_parts()
+        return checkpoint.write(path, self._checkpoint_kind, self._config(), arrays, extra={"keys": extra})
+
+    @classmethod
+    def load(cls, path, **expected):
+        """Read a model written by ``save``; keyword arguments are constructor arguments the
+        file must match (as for ``StreamRNN.load``). Raises ``CheckpointError`` for a bad,
+        foreign or mismatched file; never executes code from it."""
+        where = checkpoint.describe(path)
+        ck = checkpoint.read(path, kind=cls._checkpoint_kind)
+        model = checkpoint.construct(cls, ck.config, expected, where)
+        names = set(_ARRAYS + (() if model.shared else _INIT_ARRAYS))
+        unexpected = sorted(set(ck.arrays) - names)
+        if unexpected:
+            raise CheckpointError(f"{where}: unexpected arrays {unexpected} in a {cls._checkpoint_kind}")
+        return model._restore(ck.arrays, ck.extra.get("keys"), where)
+
+    def _restore(self, arrays, keys, where, prefix=""):
+        """Check the stored arrays and key bookkeeping against this (freshly built) model and
+        copy them in; CheckpointError for anything that does not fit."""
+        names = _ARRAYS + (() if self.shared else _INIT_ARRAYS)
+        staged = {}
+        for n in names:
+            have, own = arrays.get(prefix + n), getattr(self, "_" + n)
+            if have is None:
+                raise CheckpointError(f"{where}: the checkpoint has no array {prefix + n!r}")
+            if have.dtype != own.dtype or have.shape != own.shape:
+                raise CheckpointError(
+                    f"{where}: array {prefix + n!r} is {have.dtype} {have.shape}, but the stored configuration "
+                    f"needs {own.dtype} {own.shape} (a different cell, size or capacity)"
+                )
+            staged[n] = have
+        kind, str_ids, next_id = _check_key_extra(keys, where)
+        held = _check_keymap(staged["kmeta"], staged["table"], staged["slots"], self._kmeta, where, prefix)
+        if kind is None and held.size:
+            raise CheckpointError(f"{where}: keys are held but the checkpoint has no key kind")
+        if kind == "str":
+            ids = set(str_ids.values())
+            if not set(staged["slots"][held, KM.SK_KEY].tolist()) <= ids:
+                raise CheckpointError(f"{where}: a held string key has no entry in the string table")
+            if ids and max(ids) >= next_id:
+                raise CheckpointError(f"{where}: the next string id must exceed every stored id")
+        elif str_ids:
+            raise CheckpointError(f"{where}: string ids stored for a model without string keys")
+        for n in ("kmeta", "table", "slots"):
+            getattr(self, "_" + n)[...] = staged[n]
+        if self.shared:
+            checkpoint.restore_engine(self, arrays, where, prefix)
+        else:
+            rows = _Rows(self, self._init_meta, self._init_fmeta, self._init_mem)
+            checkpoint.restore_engine(rows, rows.arrays(staged, "init_", prefix), where, prefix + "init_")
+            for n in ("meta", "fmeta", "mem", "slab", "counts"):
+                getattr(self, "_" + n)[...] = staged[n]
+            for slot in held.tolist():  # the rows of keys not held are overwritten when a key takes them
+                rows = _Rows(self, self._meta[slot], self._fmeta[slot], self._mem[slot])
+                checkpoint.restore_engine(rows, rows.arrays(staged, "", prefix, slot), where, prefix)
+            if not np.all(np.isfinite(self._slab)) or np.any(self._counts < 0):
+                raise CheckpointError(f"{where}: non-finite stream state or negative counts in '{prefix}slab'")
+            self._alloc_work()
+        self._key_kind, self._str_ids, self._next_str_id = kind, str_ids, next_id
+        return self
 
     # ------------------------------------------------------------------ keys
     def _key_id(self, key):
@@ -543,3 +681,74 @@ class KeyedStreamRNN:
             f"optimizer={self.optimizer!r}, lr={self.lr}, clip={self.clip}, dtype={self.dtype!r}, "
             f"capacity={self.capacity}, ttl={self.ttl}, shared={self.shared})"
         )
+
+
+def _check_key_extra(keys, where):
+    """``(key kind, str -> id dict, next id)`` from a checkpoint's JSON, or CheckpointError."""
+    bad = CheckpointError(f"{where}: malformed key bookkeeping in the checkpoint header")
+    if not isinstance(keys, dict) or set(keys) != {"key_kind", "str_ids", "next_str_id"}:
+        raise bad
+    kind, pairs, next_id = keys["key_kind"], keys["str_ids"], keys["next_str_id"]
+    if kind not in (None, "int", "str") or type(next_id) is not int or next_id < 0 or not isinstance(pairs, list):
+        raise bad
+    ids = {}
+    for pair in pairs:
+        if not (isinstance(pair, list) and len(pair) == 2 and type(pair[0]) is str and type(pair[1]) is int):
+            raise bad
+        ids[pair[0]] = pair[1]
+    if len(ids) != len(pairs) or len(set(ids.values())) != len(ids) or any(v < 0 for v in ids.values()):
+        raise CheckpointError(f"{where}: duplicate string keys or ids in the checkpoint")
+    return kind, ids, next_id
+
+
+def _check_keymap(kmeta, table, slots, fresh, where, prefix=""):
+    """Check a stored key map's structure (so compiled code can walk it safely); return the held slots.
+
+    ``fresh`` is the kmeta of a model built from the stored configuration. Checked: the
+    configuration entries, counters in range, the LRU list (a chain of exactly the held
+    slots, links consistent), the free list (exactly the other used slots), and the hash
+    table (exactly the held slots, each found from its key).
+    """
+    def fail(what):
+        raise CheckpointError(f"{where}: corrupted key map in '{prefix}kmeta'/'{prefix}table'/'{prefix}slots': {what}")
+
+    idx = np.asarray(_KMETA_CONFIG)
+    if np.any(kmeta[idx] != fresh[idx]):
+        fail("its configuration differs from the stored one")
+    cap = int(kmeta[KM.KM_CAPACITY])
+    held, fresh_from = int(kmeta[KM.KM_HELD]), int(kmeta[KM.KM_FRESH])
+    if not (0 <= held <= fresh_from <= cap) or kmeta[KM.KM_CLOCK] < 0:
+        fail("counts out of range")
+    if not 0 <= kmeta[KM.KM_EXPIRED] <= kmeta[KM.KM_EVICTIONS]:
+        fail("eviction counters out of range")
+    prev, nxt = slots[:, KM.SK_PREV], slots[:, KM.SK_NEXT]
+    order, seen, s, before = [], np.zeros(cap, dtype=bool), int(kmeta[KM.KM_HEAD]), -1
+    while s != -1:
+        if not 0 <= s < fresh_from or seen[s] or len(order) >= held or prev[s] != before:
+            fail("broken LRU list")
+        seen[s] = True
+        order.append(s)
+        before, s = s, int(nxt[s])
+    if len(order) != held or int(kmeta[KM.KM_TAIL]) != before:
+        fail("broken LRU list")
+    s, n_free = int(kmeta[KM.KM_FREE]), 0
+    while s != -1:
+        if not 0 <= s < fresh_from or seen[s]:
+            fail("broken free list")
+        seen[s] = True
+        n_free += 1
+        s = int(nxt[s])
+    if held + n_free != fresh_from:
+        fail("used slots are neither held nor free")
+    order = np.array(order, dtype=np.int64)
+    if table.shape[0] != int(kmeta[KM.KM_MASK]) + 1 or np.any(table < -1) or np.any(table >= cap):
+        fail("table entries out of range")
+    entries = table[table >= 0]
+    if entries.size != held or not np.array_equal(np.sort(entries), np.sort(order)):
+        fail("the table does not hold exactly the held slots")
+    for slot in order.tolist():
+        if KM.keymap_find(kmeta, table, slots, slots[slot, KM.SK_KEY]) != slot:
+            fail(f"slot {slot} cannot be found from its key")
+    if held and (np.any(slots[order, KM.SK_LAST] < 0) or np.any(slots[order, KM.SK_LAST] > kmeta[KM.KM_CLOCK])):
+        fail("last-use clocks out of range")
+    return order

@@ -290,8 +290,17 @@ CLASSES = [RNNRegressor, RNNMultiTargetRegressor, RNNClassifier, RNNForecaster, 
 
 @pytest.mark.parametrize("cls", CLASSES)
 def test_parameters_are_checked_at_construction(cls):
-    with pytest.raises(ValueError, match="keyed estimators .* not available yet"):
-        cls(key="user")
+    if cls is RNNForecaster:
+        with pytest.raises(ValueError, match="RNNForecaster takes no key"):
+            cls(key="user")
+    else:
+        assert cls(key="user", capacity=3, ttl=2).key == "user"
+        with pytest.raises(ValueError, match="capacity must be an integer >= 1"):
+            cls(key="user", capacity=0)
+        with pytest.raises(ValueError, match="ttl must be an integer >= 1"):
+            cls(key="user", ttl=0)
+        with pytest.raises(TypeError, match="key must be a feature name"):
+            cls(key=["user"])
     with pytest.raises(ValueError, match="cell must be one of"):
         cls(cell="transformer")
     with pytest.raises(ValueError, match="k2 must be >= k1"):

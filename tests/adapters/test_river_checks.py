@@ -4,6 +4,14 @@ Each estimator runs every check for every ``_unit_test_params`` config, bare and
 ``preprocessing.StandardScaler() |``. Checks are skipped only through the estimator's
 ``_unit_test_skips`` (the reasons are in that method).
 
+A keyed configuration (``key=...``) needs its key field in every sample, which river's
+data sets do not have, so its ``_unit_test_skips`` lists the checks that feed a data set.
+Here those checks run anyway, on the same data sets with a key field added (three
+interleaved keys), and the piped variant keeps the key field away from the scaler. The
+three checks that drop features at random (the key field among them, which a keyed
+estimator refuses by contract) stay skipped; tests/adapters/test_river_keyed.py covers
+emerging and missing features of keyed estimators.
+
 ``RNNAnomalyDetector``'s data set in river's checks is ``datasets.CreditCard``, which
 must be downloaded. When it is not on disk (offline test runs), the same checks run on an
 offline stream of the same kind (numeric features, rare labelled anomalies) instead of
@@ -18,10 +26,11 @@ import pytest
 
 river = pytest.importorskip("river")
 
-from river import base, checks, datasets, preprocessing  # noqa: E402
+from river import base, checks, compose, datasets, preprocessing  # noqa: E402
 from river.checks import common, time_series  # noqa: E402
 
 from streamrnn.adapters.river import (  # noqa: E402
+    _DATASET_CHECKS,
     RNNAnomalyDetector,
     RNNClassifier,
     RNNForecaster,
@@ -54,23 +63,44 @@ def _needs_credit_card(model, check):
     )
 
 
+DROPPING = {"check_emerging_features", "check_disappearing_features", "check_radically_disappearing_features"}
+
+
+class WithKey:
+    """A data set with a key field added to every x: three interleaved streams."""
+
+    def __init__(self, data, key):
+        self.data, self.key = data, key
+
+    def __iter__(self):
+        for i, (x, y) in enumerate(self.data):
+            yield {self.key: i % 3, **x}, y
+
+
 def _cases():
     for cls in ESTIMATORS:
         for i, params in enumerate(cls._unit_test_params()):
             for piped in (False, True):
                 model = cls(**params)
+                key = params.get("key")
                 if piped:
-                    model = preprocessing.StandardScaler() | model
+                    scaler = preprocessing.StandardScaler()
+                    if key is not None:
+                        scaler = (compose.Discard(key) | scaler) + compose.Select(key)
+                    model = scaler | model
                 skips = model._unit_test_skips()
                 seen = {}
                 for check in checks.yield_checks(model):
                     name = check.__name__
-                    if name in skips:
+                    if name in skips and (key is None or name in DROPPING or name not in _DATASET_CHECKS):
                         continue
                     k = seen[name] = seen.get(name, -1) + 1
                     if _needs_credit_card(model, check):
                         n = 10_000 if check.func is common.check_bounded_memory_growth else 1000
                         check = functools.partial(check.func, dataset=list(offline_anomaly_stream(n)))
+                        check.__name__ = name
+                    if key is not None and "dataset" in getattr(check, "keywords", {}):
+                        check = functools.partial(check.func, dataset=WithKey(check.keywords["dataset"], key))
                         check.__name__ = name
                     where = "piped" if piped else "bare"
                     yield pytest.param(model, check, id=f"{cls.__name__}-{i}-{where}-{name}-{k}")
@@ -96,11 +126,27 @@ def test_every_estimator_and_config_is_covered():
     assert any("RNNAnomalyDetector-0-bare-check_roc_auc" in x for x in ids)
 
 
-def test_skips_are_only_the_forecaster_checks_a_pipeline_cannot_call():
+def test_skips_are_the_forecaster_checks_a_pipeline_cannot_call_and_data_set_checks_of_keyed_configs():
+    n_keyed = 0
     for cls in ESTIMATORS:
         for params in cls._unit_test_params():
             skips = cls(**params)._unit_test_skips()
-            assert skips == ({"check_learn_one", "check_forecast"} if cls is RNNForecaster else set())
+            if cls is RNNForecaster:
+                assert skips == {"check_learn_one", "check_forecast"}
+            elif params.get("key") is not None:
+                n_keyed += 1
+                assert skips == set(_DATASET_CHECKS)
+            else:
+                assert skips == set()
+    assert n_keyed == 4
+    # every data set check of a keyed configuration that does not drop features ran with a key field
+    ids = [p.id for p in CASES]
+    for cls in (RNNRegressor, RNNMultiTargetRegressor, RNNClassifier, RNNAnomalyDetector):
+        i = len(list(cls._unit_test_params())) - 1
+        for where in ("bare", "piped"):
+            ran = {x.split("-")[3] for x in ids if x.startswith(f"{cls.__name__}-{i}-{where}-")}
+            assert {"check_learn_one", "check_predict_one_pure", "check_bounded_memory_growth"} <= ran
+            assert not ran & DROPPING
 
 
 @pytest.mark.parametrize("params", list(RNNForecaster._unit_test_params()))
