@@ -89,8 +89,10 @@ records predicted over the model's life (it continues after --resume); classify 
 
 Checkpoints: --save CKPT writes the whole state (model, optimizer, hidden states, feature
 scaling, record count) atomically at the end of the input, every --every N records, and
-before exiting on SIGINT/SIGTERM or a broken pipe. --resume CKPT continues exactly where
-it stopped: the predictions are those of a run that never stopped."""
+before exiting on SIGINT/SIGTERM or a broken pipe; a stopped run says how many records of
+its input it handled. --resume CKPT continues exactly where it stopped (feed it the rest of
+the input, or the same input with --skip N): the predictions are those of a run that
+never stopped."""
 
 RUN_EXAMPLES = """\
 examples:
@@ -104,8 +106,9 @@ examples:
   # classify, copy the id column into each output line
   streamrnn run --input mail.csv --target label --task classify --echo id
 
-  # stopped (Ctrl-C, SIGTERM)? continue from the checkpoint with the rest of the input
-  streamrnn run --input rest.csv --resume model.ckpt --save model.ckpt
+  # stopped (Ctrl-C, SIGTERM) after 1500 records? continue from the checkpoint
+  streamrnn run --input data.csv --resume model.ckpt --skip 1500 --save model.ckpt
+  cat rest.csv | streamrnn run --input - --resume model.ckpt    # or feed the rest
 
   # one step ahead forecast of a series, with the other columns as exogenous inputs
   streamrnn run --input load.csv --target load --task forecast --ignore timestamp
@@ -129,6 +132,16 @@ def _positive_int(text):
     return v
 
 
+def _count(text):
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"an integer is expected, got {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, got {v}")
+    return v
+
+
 def _add_run(sub):
     p = sub.add_parser(
         "run",
@@ -145,7 +158,8 @@ def _add_run(sub):
         help="input format (default: from the file extension, else from the first line)",
     )
     io.add_argument(
-        "--delimiter", default=None, metavar="CHAR", help="CSV field separator (default: , or tab for .tsv)"
+        "--delimiter", default=None, metavar="CHAR",
+        help="CSV field separator; 'tab' or '\\t' for a tab (default: , or tab for .tsv)"
     )
     io.add_argument("--strict", action="store_true", help="stop at the first malformed record (exit code 1)")
     io.add_argument("--quiet", "-q", action="store_true", help="no summary on stderr (errors are still reported)")
@@ -153,6 +167,10 @@ def _add_run(sub):
     cols = p.add_argument_group("columns")
     cols.add_argument("--target", "-t", metavar="COL", help="the target column (required unless --resume)")
     cols.add_argument("--key", metavar="COL", help="a key column: one hidden state per key value, shared weights")
+    cols.add_argument(
+        "--capacity", type=_positive_int, default=None, metavar="N",
+        help="with --key: keys held at most; a new key evicts the least recently seen (default: 1024)",
+    )
     cols.add_argument("--features", type=_csv_names, metavar="A,B,...", help="exactly these feature columns")
     cols.add_argument(
         "--ignore", type=_csv_names, default=None, metavar="A,B,...", help="columns that are not features"
@@ -191,6 +209,11 @@ def _add_run(sub):
     ck.add_argument("--save", metavar="CKPT", help="write the checkpoint here (at the end, every N, on a signal)")
     ck.add_argument("--every", type=_positive_int, metavar="N", help="also write it every N records (needs --save)")
     ck.add_argument("--resume", metavar="CKPT", help="continue from this checkpoint")
+    ck.add_argument(
+        "--skip", type=_count, default=0, metavar="N",
+        help="pass over the first N records of the input (those the checkpoint has seen: "
+        "a stopped run says how many)",
+    )
     p.set_defaults(func=_cmd_run)
     return p
 
@@ -207,6 +230,7 @@ _MODEL_OPTIONS = {
     "seed": "seed",
     "diff_target": "diff_target",
     "feed_target": "feed_target",
+    "capacity": "capacity",
 }
 
 
@@ -328,8 +352,8 @@ def _cmd_run(args):
 
     if args.every and not args.save:
         raise UsageError("--every needs --save (where to write the checkpoint)")
-    if args.delimiter is not None and len(args.delimiter.encode("unicode_escape").decode()) != 1:
-        args.delimiter = args.delimiter.encode().decode("unicode_escape")  # "\t" typed as two characters
+    if args.delimiter in ("\\t", "tab"):  # a tab is hard to type in a shell
+        args.delimiter = "\t"
     model = _model_from_args(args)
     stream, name = _open_input(args.input)
     try:
@@ -347,6 +371,7 @@ def _cmd_run(args):
             return run_records(
                 model, reader, out, report,
                 save=args.save, every=args.every, strict=args.strict, signals=signals, quiet=args.quiet,
+                skip=args.skip,
             )
     finally:
         if out is not sys.stdout:

@@ -165,7 +165,7 @@ def main(out_dir="streamrnn-output", n=None, plot_png=True, stdout=None, stderr=
         err.write(f"streamrnn demo: cannot create {out_dir}: {exc.strerror}\n")
         return 1
 
-    with Ticker("compiling kernels (first run only; cached on disk)", stream=err):
+    with Ticker("preparing kernels (compiled on the first run, then cached on disk)", stream=err):
         _warm(MODEL["cell"])
 
     model = StreamModel("regress", TARGET, history=max(len(pairs), 1), **MODEL)

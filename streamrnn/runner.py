@@ -26,16 +26,17 @@ the values learned so far (0 while its std is 0), with the running mean and std 
 before learning a record, as river's ``StandardScaler`` does in a pipeline.
 """
 
+import io
 import json
 import math
 import os
 import signal
-import sys
 import tempfile
 
 import numpy as np
 
 from . import checkpoint
+from .checkpoint import CheckpointError
 from .records import RecordError
 
 TASKS = ("regress", "classify", "forecast")
@@ -54,25 +55,31 @@ MODEL_DEFAULTS = {
     "diff_target": False,
     "feed_target": False,
     "history": 0,
+    "capacity": 1024,
 }
 
 
 def _number(value, column):
     """A finite float from a record's value, None for a missing one; raises ValueError."""
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return 1.0 if value else 0.0
-    if isinstance(value, (int, float)):
-        v = float(value)
-    elif isinstance(value, str):
-        text = value.strip()
-        if not text:
-            return None
+    t = type(value)
+    if t is str:
         try:
-            v = float(text)
+            v = float(value)
         except ValueError:
+            if not value.strip():
+                return None
             raise ValueError(f"column {column!r} is {value!r:.60}, not a number") from None
+    elif t is float:
+        v = value
+    elif t is int:
+        try:
+            v = float(value)
+        except OverflowError:
+            raise ValueError(f"column {column!r} is {value!r:.40}...: too large for a float") from None
+    elif value is None:
+        return None
+    elif t is bool:
+        return 1.0 if value else 0.0
     else:
         raise ValueError(f"column {column!r} is {json.dumps(value)[:60]}, not a number")
     if not math.isfinite(v):
@@ -210,6 +217,10 @@ class StreamModel:
 
         m = dict(self.model)
         common = {k: m[k] for k in ("cell", "hidden_size", "k1", "k2", "optimizer", "lr", "clip", "seed", "history")}
+        if self.key is not None:
+            if self.task == "forecast":
+                raise ValueError("a key column is not available with task 'forecast' (one series per model)")
+            common.update(key=self.key, capacity=m["capacity"])
         if self.task == "regress":
             return rv.RNNRegressor(**common, diff_target=m["diff_target"], feed_target=m["feed_target"])
         for name in ("diff_target", "feed_target"):
@@ -253,6 +264,8 @@ class StreamModel:
     def predict(self, x, key=None):
         """The output record's prediction fields for features ``x`` (nothing changes)."""
         est, z = self.estimator, self._features(x)
+        if self.key is not None:
+            z[self.key] = key
         if self.task == "regress":
             return {"prediction": float(est.predict_one(z))}
         if self.task == "forecast":
@@ -274,6 +287,8 @@ class StreamModel:
         if self.scale:
             new = self.scaler.updated(present)
             present = self.scaler.transform(present, new)
+        if self.key is not None:
+            present[self.key] = key
         if self.task == "forecast":
             self.estimator.learn_one(y, present)
         else:
@@ -281,6 +296,71 @@ class StreamModel:
         if new:
             self.scaler.stats.update(new)
         self.learned += 1
+
+    # ------------------------------------------------------------------ checkpoints
+    def save(self, path):
+        """Write the whole model to a checkpoint at ``path``, atomically; return ``path``.
+
+        One ``streamrnn.checkpoint`` file of kind ``"streamrnn-run"``: the configuration,
+        the record counts, the feature scaler (names in the header, ``(n, mean, m2)`` per
+        feature in the array ``scaler``) and the estimator's own checkpoint, embedded whole
+        as the bytes of the array ``estimator`` (its own format, checksum included).
+        """
+        with tempfile.TemporaryDirectory() as tmp:
+            inner = os.path.join(tmp, "estimator.ckpt")
+            self.estimator.save(inner)
+            with open(inner, "rb") as f:
+                blob = np.frombuffer(f.read(), dtype=np.uint8)
+        names = list(self.scaler.stats)
+        stats = np.array([self.scaler.stats[n] for n in names], dtype=np.float64).reshape(len(names), 3)
+        extra = {
+            "records": self.records,
+            "learned": self.learned,
+            "scaler_names": names,
+            "estimator": type(self.estimator).__name__,
+        }
+        return checkpoint.write(path, KIND, self.config(), {"estimator": blob, "scaler": stats}, extra=extra)
+
+    @classmethod
+    def load(cls, path):
+        """Read a model written by ``save``; raises ``FileNotFoundError`` or ``CheckpointError``."""
+        where = checkpoint.describe(path)
+        ck = checkpoint.read(path, kind=KIND)
+        cfg, extra, arrays = ck.config, ck.extra, ck.arrays
+        try:
+            model = cls(
+                task=cfg["task"], target=cfg["target"], key=cfg["key"], features=cfg["features"],
+                ignore=cfg["ignore"], echo=cfg["echo"], scale=cfg["scale"], **cfg["model"],
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CheckpointError(f"{where}: invalid configuration in the checkpoint: {exc}") from None
+        est_cls = type(model.estimator)
+        names, records, learned = extra.get("scaler_names"), extra.get("records"), extra.get("learned")
+        if extra.get("estimator") != est_cls.__name__ or set(arrays) != {"estimator", "scaler"}:
+            raise CheckpointError(f"{where}: not the checkpoint of a {est_cls.__name__} run")
+        if not (isinstance(names, list) and all(isinstance(n, str) for n in names) and len(set(names)) == len(names)):
+            raise CheckpointError(f"{where}: malformed scaler names in the checkpoint")
+        stats = arrays["scaler"]
+        if stats.dtype != np.float64 or stats.shape != (len(names), 3) or not np.isfinite(stats).all():
+            raise CheckpointError(f"{where}: the scaler array does not fit its {len(names)} names")
+        for value in (records, learned):
+            if type(value) is not int or value < 0:
+                raise CheckpointError(f"{where}: malformed record counts in the checkpoint")
+        blob = arrays["estimator"]
+        if blob.dtype != np.uint8 or blob.ndim != 1:
+            raise CheckpointError(f"{where}: the embedded estimator is not a byte array")
+        inner = io.BytesIO(blob.tobytes())
+        inner.name = f"{where} (embedded {est_cls.__name__})"
+        model.estimator = est_cls.load(inner, **model.estimator._get_params())
+        model.scaler.stats = {n: tuple(float(v) for v in row) for n, row in zip(names, stats)}
+        model.records, model.learned = records, learned
+        return model
+
+    def __repr__(self):
+        return (
+            f"StreamModel(task={self.task!r}, target={self.target!r}, key={self.key!r}, "
+            f"records={self.records}, learned={self.learned}, estimator={type(self.estimator).__name__})"
+        )
 
 
 # ---------------------------------------------------------------------------------- loop
@@ -291,7 +371,7 @@ class Interrupted(Exception):
 _SIGNAL_NAMES = {signal.SIGINT: "SIGINT", signal.SIGTERM: "SIGTERM"}
 
 
-def run_records(model, reader, out, report, save=None, every=None, strict=False, signals=None, quiet=False):
+def run_records(model, reader, out, report, save=None, every=None, strict=False, signals=None, quiet=False, skip=0):
     """Predict, write, then learn each record of ``reader``; return the exit code.
 
     ``out`` is a text stream: one JSON line per record, flushed at once. ``report(text)``
@@ -299,11 +379,15 @@ def run_records(model, reader, out, report, save=None, every=None, strict=False,
     ``save``/``every``: the checkpoint path and how many records between checkpoints
     (None: only at the end and when stopped). ``signals`` is the caller's signal guard
     (``signum`` and ``waiting`` attributes; its handler raises ``Interrupted`` while
-    ``waiting``). Exit codes are those of ``streamrnn.cli``.
+    ``waiting``). ``skip``: pass over the first ``skip`` records of the input (malformed
+    ones count), e.g. those a resumed checkpoint has already seen. Exit codes are those
+    of ``streamrnn.cli``.
     """
     records = iter(reader)
+    first = skip
     since_save = 0
-    skipped = 0
+    consumed = 0  # records of this input handled after the skipped ones (the one --strict stops at excluded)
+    malformed = 0
     code = 0
     start = model.records
 
@@ -333,17 +417,21 @@ def run_records(model, reader, out, report, save=None, every=None, strict=False,
                 signals.waiting = False
         if item is None:
             break
+        if skip > 0:
+            skip -= 1
+            continue
         lineno, record = item
         try:
             if isinstance(record, RecordError):
                 raise record
             x, y, key = model.parse(record, lineno, reader.name)
         except RecordError as exc:
-            skipped += 1
+            malformed += 1
             if strict:
                 report(f"{exc} (--strict: stopping)")
                 code = 1
                 break
+            consumed += 1
             report(f"{exc}; record skipped")
             continue
         fields = model.predict(x, key)
@@ -364,13 +452,15 @@ def run_records(model, reader, out, report, save=None, every=None, strict=False,
             try:
                 model.learn(x, y, key)
             except (TypeError, ValueError) as exc:
-                skipped += 1
+                malformed += 1
                 msg = f"{reader.name}, line {lineno}: not learned: {exc}"
                 if strict:
+                    model.records -= 1  # as if never read: a resumed run predicts it again
                     report(msg + " (--strict: stopping)")
                     code = 1
                     break
                 report(msg)
+        consumed += 1
         since_save += 1
         if save and every and since_save >= every:
             if not checkpoint_now():
@@ -382,19 +472,19 @@ def run_records(model, reader, out, report, save=None, every=None, strict=False,
     if save and not saved:
         return 1
     done = model.records - start
-    where = f"; checkpoint: {save}" if saved else ""
-    if stopped is not None:
-        name = _SIGNAL_NAMES.get(stopped, f"signal {stopped}")
-        report(
-            f"stopped by {name} after {done} records ({model.records} in all, {model.learned} learned){where}"
-            + ("" if save else " (no --save: nothing written)")
-        )
-        return 128 + int(stopped)
-    if code == 141:
-        report(f"output closed after {done} records{where}")
-        return code
-    if not quiet or skipped:
-        report(
-            f"{done} records predicted, {skipped} skipped; {model.records} in all, {model.learned} learned{where}"
-        )
+    counts = f"{model.records} predicted over the model's life, {model.learned} learned"
+    if stopped is not None or code:
+        why = {141: "the output was closed"}.get(code, "")
+        if stopped is not None:
+            why = f"stopped by {_SIGNAL_NAMES.get(stopped, f'signal {stopped}')}"
+        elif code == 1:
+            why = "stopped"
+        where = f"checkpoint: {save}" if saved else "no --save: nothing written"
+        report(f"{why} after {consumed} records of this input ({counts}); {where}")
+        if saved:
+            report(f"to continue on the same input: --resume {save} --skip {first + consumed}")
+        return 128 + int(stopped) if stopped is not None else code
+    if not quiet or malformed:
+        where = f"; checkpoint: {save}" if saved else ""
+        report(f"{done} records predicted, {malformed} skipped ({counts}){where}")
     return code

@@ -145,9 +145,17 @@ def test_run_help_says_records_without_target_are_not_learned(capsys):
     assert "predicted but not learned from" in " ".join(out.split())
 
 
-def test_console_entry_point_is_declared():
+def test_console_entry_point_is_declared_and_runs():
     text = (ROOT / "pyproject.toml").read_text()
     assert 'streamrnn = "streamrnn.cli:main"' in text
+    import importlib.metadata
+
+    scripts = {e.name: e.value for e in importlib.metadata.entry_points(group="console_scripts")}
+    if scripts.get("streamrnn") != "streamrnn.cli:main":
+        pytest.skip("the installed metadata predates the entry point: pip install -e . again")
+    script = pathlib.Path(sys.executable).parent / "streamrnn"
+    res = subprocess.run([str(script), "--version"], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0 and res.stdout.startswith("streamrnn ")
 
 
 # ------------------------------------------------------------------------------- run
@@ -165,7 +173,7 @@ def test_run_over_a_pipe_answers_each_line_before_the_next_is_written(pipes):
     assert rest == []
     assert [o["n"] for o in outputs] == list(range(1, 13))
     assert all(isinstance(o["prediction"], float) for o in outputs)
-    assert "12 records predicted, 0 skipped" in p.stderr()
+    assert "12 records predicted, 0 skipped (12 predicted over the model's life, 12 learned)" in p.stderr()
 
 
 def test_run_over_a_pipe_jsonl_with_key_and_echo(pipes):
@@ -226,7 +234,7 @@ def test_records_without_target_are_predicted_not_learned():
     res = streamrnn("run", "-i", "-", "-t", "y", *SMALL, stdin=data)
     assert res.returncode == 0, res.stderr
     assert [json.loads(line)["n"] for line in res.stdout.splitlines()] == [1, 2, 3, 4]
-    assert "4 in all, 2 learned" in res.stderr
+    assert "4 predicted over the model's life, 2 learned" in res.stderr
 
 
 def test_classify_outputs_labels_and_probabilities():
@@ -278,7 +286,8 @@ def test_sigterm_without_save_exits_143_and_says_nothing_was_written(pipes):
     p.read(FIRST_LINE_TIMEOUT)
     p.proc.send_signal(signal.SIGTERM)  # while it waits for the next line
     assert p.proc.wait(timeout=60) == 143
-    assert "stopped by SIGTERM after 1 records" in p.stderr() and "nothing written" in p.stderr()
+    assert "stopped by SIGTERM after 1 records of this input" in p.stderr()
+    assert "no --save: nothing written" in p.stderr()
 
 
 def test_broken_pipe_exits_141_quietly(tmp_path):
@@ -289,7 +298,7 @@ def test_broken_pipe_exits_141_quietly(tmp_path):
                          cwd=ROOT, timeout=600)
     out = res.stdout.splitlines()
     assert len(out) == 3 and out[-1] == "141", res.stderr
-    assert "Traceback" not in res.stderr and "output closed after" in res.stderr
+    assert "Traceback" not in res.stderr and "the output was closed after" in res.stderr
 
 
 # ------------------------------------------------------------------------------- bench
@@ -307,3 +316,166 @@ def test_bench_prints_the_table():
         assert cells[1].endswith("(1x)")
     except ImportError:
         assert cells[1] == "-"
+
+
+# ------------------------------------------------------------------------- checkpoints
+def jsonl_keyed(n, seed=0):
+    """JSON Lines: two interleaved keys, a label that depends on the key's previous input."""
+    rng = np.random.default_rng(seed)
+    prev = {"a": 0.0, "b": 0.0}
+    lines = []
+    for _ in range(n):
+        k = "a" if rng.random() < 0.5 else "b"
+        x = float(rng.normal())
+        lines.append(json.dumps({"host": k, "x": x, "label": "up" if prev[k] > 0 else "down"}))
+        prev[k] = x
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize(
+    "kind, sig, code",
+    [("csv", signal.SIGTERM, 143), ("jsonl-keyed", signal.SIGINT, 130)],
+    ids=["csv-sigterm", "jsonl-keyed-sigint"],
+)
+def test_a_signal_mid_stream_leaves_a_checkpoint_and_resuming_equals_an_uninterrupted_run(
+    tmp_path, pipes, kind, sig, code
+):
+    if kind == "csv":
+        text = series_csv(40, seed=5)
+        header, records = text.splitlines()[:1], text.splitlines()[1:]
+        opts = ("--target", "y", *SMALL)
+    else:
+        header, records = [], jsonl_keyed(40).splitlines()
+        opts = ("--target", "label", "--task", "classify", "--key", "host", *SMALL)
+    whole = tmp_path / f"all.{'csv' if kind == 'csv' else 'jsonl'}"
+    whole.write_text(text if kind == "csv" else "\n".join(records) + "\n")
+    res = streamrnn("run", "--input", whole, *opts)
+    assert res.returncode == 0, res.stderr
+    uninterrupted = res.stdout.splitlines()
+    assert len(uninterrupted) == 40
+
+    ck = tmp_path / "model.ckpt"
+    p = pipes("run", "--input", "-", *opts, "--save", ck)
+    for line in header:
+        p.write(line + "\n")
+    first = []
+    for i, line in enumerate(records[:15]):
+        p.write(line + "\n")
+        first.append(p.read(FIRST_LINE_TIMEOUT if i == 0 else LINE_TIMEOUT).rstrip("\n"))
+    p.proc.send_signal(sig)  # it is waiting for record 16
+    assert p.proc.wait(timeout=120) == code, p.stderr()
+    assert ck.exists()
+    name = "SIGTERM" if sig == signal.SIGTERM else "SIGINT"
+    assert f"stopped by {name} after 15 records of this input (15 predicted" in p.stderr()
+    assert f"to continue on the same input: --resume {ck} --skip 15" in p.stderr()
+    assert first == uninterrupted[:15]
+
+    saved = ck.read_bytes()
+    rest = "\n".join(header + records[15:]) + "\n"
+    res = streamrnn("run", "--input", "-", "--resume", ck, stdin=rest)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.splitlines() == uninterrupted[15:]  # n continues at 16; same predictions
+    # or the same input again, passing over what the checkpoint has seen
+    res = streamrnn("run", "--input", whole, "--resume", ck, "--skip", 15)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.splitlines() == uninterrupted[15:]
+    assert ck.read_bytes() == saved  # no --save: the checkpoint is left as it was
+
+
+def test_every_n_checkpoints_survive_a_kill(tmp_path, pipes):
+    text = series_csv(30, seed=9)
+    header, records = text.splitlines()[:1], text.splitlines()[1:]
+    path = tmp_path / "all.csv"
+    path.write_text(text)
+    uninterrupted = streamrnn("run", "--input", path, "--target", "y", *SMALL).stdout.splitlines()
+    ck = tmp_path / "every.ckpt"
+    p = pipes("run", "--input", "-", "--target", "y", *SMALL, "--save", ck, "--every", 10)
+    p.write(header[0] + "\n")
+    for i, line in enumerate(records[:23]):
+        p.write(line + "\n")
+        p.read(FIRST_LINE_TIMEOUT if i == 0 else LINE_TIMEOUT)
+    p.proc.kill()  # SIGKILL: no chance to save; the checkpoint of record 20 remains
+    p.proc.wait(timeout=60)
+    from streamrnn.runner import StreamModel
+
+    assert StreamModel.load(ck).records == 20
+    rest = "\n".join(header + records[20:]) + "\n"
+    res = streamrnn("run", "--input", "-", "--resume", ck, "--save", ck, "--every", 10, stdin=rest)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.splitlines() == uninterrupted[20:]
+    assert StreamModel.load(ck).records == 30
+
+
+def test_resume_refuses_other_options_and_bad_files(tmp_path, capsys):
+    ck = tmp_path / "m.ckpt"
+    res = streamrnn("run", "-i", "-", "-t", "y", *SMALL, "--save", ck, stdin=series_csv(5))
+    assert res.returncode == 0, res.stderr
+    code, _, err = in_process(capsys, "run", "-i", "-", "--resume", ck, "--hidden", 8)
+    assert code == 2 and "--hidden 8 differs from the checkpoint's 4" in err
+    code, _, err = in_process(capsys, "run", "-i", "-", "--resume", ck, "--target", "z")
+    assert code == 2 and "--target 'z' differs" in err
+    code, _, err = in_process(capsys, "run", "-i", "-", "--resume", tmp_path / "missing.ckpt")
+    assert code == 2 and "no such file" in err
+    bad = tmp_path / "bad.ckpt"
+    bad.write_bytes(ck.read_bytes()[:-100])
+    code, _, err = in_process(capsys, "run", "-i", "-", "--resume", bad)
+    assert code == 2 and "bad.ckpt" in err
+
+
+def test_a_keyed_run_of_one_key_equals_the_unkeyed_run_and_the_key_is_no_feature():
+    rng = np.random.default_rng(4)
+    rows = [{"k": 7, "x": float(v), "y": float(v) ** 2} for v in rng.normal(size=30)]
+    keyed = "".join(json.dumps(r) + "\n" for r in rows)
+    plain = "".join(json.dumps({"x": r["x"], "y": r["y"]}) + "\n" for r in rows)
+    a = streamrnn("run", "-i", "-", "-t", "y", "--key", "k", "--no-scale", *SMALL, stdin=keyed)
+    b = streamrnn("run", "-i", "-", "-t", "y", "--no-scale", *SMALL, stdin=plain)  # a key 7 as a feature would show
+    assert a.returncode == b.returncode == 0, a.stderr + b.stderr
+    outs_a = [json.loads(line) for line in a.stdout.splitlines()]
+    outs_b = [json.loads(line) for line in b.stdout.splitlines()]
+    assert [o.pop("key") for o in outs_a] == [7] * 30
+    assert outs_a == outs_b
+
+
+# -------------------------------------------------------------------------------- demo
+def test_demo_writes_a_valid_png_a_checkpoint_and_the_predictions_run_reproduces(tmp_path):
+    out = tmp_path / "out"
+    res = streamrnn("demo", "--n", 150, "--out", out, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    text = res.stdout
+    for row in ("streamrnn  Elman RNN", "river      StandardScaler | LinearRegression", "last value"):
+        assert row in text
+    assert "learning online [" in res.stderr and "100%" in res.stderr
+    png = out / "demo.png"
+    assert f"plot: {png}" in text
+    data = png.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    mpl_image = pytest.importorskip("matplotlib.image")
+    img = mpl_image.imread(str(png))
+    assert img.ndim == 3 and img.shape[0] > 300 and img.shape[1] > 300
+
+    from streamrnn import demo
+    from streamrnn.runner import StreamModel
+
+    model = StreamModel.load(out / "model.ckpt")
+    assert model.records == model.learned == 150
+    rows = (out / "predictions.csv").read_text().splitlines()
+    streamrnn_col = [float(r.split(",")[2]) for r in rows[1:]]
+    res = streamrnn("run", "--input", out / "trump_approval.csv", "--target", demo.TARGET,
+                    *demo.RUN_OPTIONS.split())
+    assert res.returncode == 0, res.stderr
+    assert [json.loads(line)["prediction"] for line in res.stdout.splitlines()] == streamrnn_col
+
+
+def test_demo_without_matplotlib_still_runs_and_says_how_to_get_the_plot(tmp_path):
+    fake = tmp_path / "fake"
+    (fake / "matplotlib").mkdir(parents=True)
+    (fake / "matplotlib" / "__init__.py").write_text("raise ImportError('no matplotlib here')\n")
+    env = {**os.environ, "PYTHONPATH": f"{fake}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    res = subprocess.run(
+        [sys.executable, "-m", "streamrnn", "demo", "--n", "60", "--out", str(tmp_path / "o")],
+        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600,
+    )
+    assert res.returncode == 0, res.stderr
+    assert 'plot: skipped: matplotlib is not installed (pip install "streamrnn[plot]")' in res.stdout
+    assert not (tmp_path / "o" / "demo.png").exists()
+    assert (tmp_path / "o" / "model.ckpt").exists()
