@@ -14,3 +14,12 @@ def make_targets(rng, loss, T, O):
 @pytest.fixture
 def rng():
     return np.random.default_rng(12345)
+
+
+def pytest_configure(config):
+    """In CI (STREAMRNN_REQUIRE_TORCH=1) the PyTorch parity tests must not skip silently."""
+    import importlib.util
+    import os
+
+    if os.environ.get("STREAMRNN_REQUIRE_TORCH") == "1" and importlib.util.find_spec("torch") is None:
+        raise pytest.UsageError("STREAMRNN_REQUIRE_TORCH=1 but torch is not installed (pip install -e '.[dev]')")

@@ -129,8 +129,9 @@ for job in json.load(open(sys.argv[1])):
 
 def test_resume_in_a_new_process_is_bit_for_bit(tmp_path, request):
     """Each estimator (keyed ones with int and str keys, with evictions) trained to a random
-    step (at a TBPTT boundary or inside a window), saved, loaded in a fresh interpreter and continued: every later answer
-    and the final state equal the uninterrupted run's, bit for bit."""
+    step (at a TBPTT boundary or inside a window), saved, loaded in a fresh interpreter and
+    continued: every later answer and the final state equal the uninterrupted run's, bit
+    for bit."""
     rng = np.random.default_rng(7)
     jobs, expected = [], {}
     for i, (name, proto) in enumerate(MODELS.items()):

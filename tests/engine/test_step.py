@@ -11,7 +11,6 @@ import pytest
 import streamrnn as sr
 from streamrnn import step as S
 from streamrnn.kernels import layout as L
-from streamrnn.kernels.tbptt import run_rows
 from streamrnn.testing.probe import assert_same_arrays, snapshot
 
 CFG = dict(cell="gru", input_size=3, hidden_size=5, output_size=2, k1=4, k2=7, lr=0.05, clip=1.0, seed=3)
@@ -133,24 +132,14 @@ def test_state_holds_no_pickle(rng):
 
 # ---------------------------------------------------------------------- shared weights
 def keyed_reference(cfg, keyed_records):
-    """One model, one slab row per key, fed in order through the kernels' own loop."""
+    """One model with shared weights and one stream per key: ``KeyedStreamRNN.run``."""
     keys = sorted({k for k, _ in keyed_records})
-    slot = {k: i for i, k in enumerate(keys)}
-    m = sr.StreamRNN(**cfg)
-    m._slab = np.zeros((len(keys), m._slab.shape[1]), dtype=m._slab.dtype)
-    m._counts = np.zeros((len(keys), 1), dtype=np.int64)
-    n = len(keyed_records)
+    m = sr.KeyedStreamRNN(**cfg, capacity=len(keys))
     X = np.array([r[0] for _, r in keyed_records], dtype=m._np_dtype)
     Y = np.array([r[1] if r[1] is not None else np.zeros(m.output_size) for _, r in keyed_records], dtype=m._np_dtype)
     mask = np.array([r[1] is not None for _, r in keyed_records])
-    out = np.empty((n, m.output_size), dtype=m._np_dtype)
-    slots = np.array([slot[k] for k, _ in keyed_records], dtype=np.int64)
-    done = run_rows(
-        m._meta, m._fmeta, m._mem, m._slab, m._counts, m._work, m._iwork,
-        slots, np.zeros(n, dtype=np.bool_), X, Y, mask, out,
-    )
-    assert done == n
-    return m, slot, out
+    out = m.run([k for k, _ in keyed_records], X, Y, mask=mask)
+    return m, {k: m._slot(k) for k in keys}, out
 
 
 @pytest.mark.parametrize("cell,k1,k2", [("gru", 4, 4), ("lstm", 3, 7), ("elman", 5, 5)])
