@@ -196,7 +196,6 @@ def main(out_dir="streamrnn-output", n=None, plot_png=True, stdout=None, stderr=
         ("river      StandardScaler | LinearRegression", lin, lin_rate),
         ("last value (yesterday's rating)", naive, naive_rate),
     ]
-    say()
     say(f"{'model':<46}{'MAE':>8}{'MAE, 2nd half':>15}{'samples/s':>12}")
     for name, p, rate in rows:
         mae, mae2 = _maes(p, truth)
@@ -209,22 +208,23 @@ def main(out_dir="streamrnn-output", n=None, plot_png=True, stdout=None, stderr=
         data_path = os.path.join(out_dir, "trump_approval.csv")
         cols = list(pairs[0][0]) if pairs else []
         _write_csv(data_path, cols + [TARGET], ([x[c] for c in cols] + [y] for x, y in pairs))
-        written.append(("data, to try streamrnn run on", data_path))
+        written.append((data_path, "the data set as CSV, for streamrnn run"))
         pred_path = os.path.join(out_dir, "predictions.csv")
         _write_csv(
             pred_path,
             ["date", "truth", "streamrnn", "river", "last_value"],
             ([str(d), t, a, b, c] for d, t, a, b, c in zip(days, truth, rnn, lin, naive)),
         )
-        written.append(("predictions", pred_path))
+        written.append((pred_path, "truth and each model's prediction, day by day"))
         ckpt_path = os.path.join(out_dir, "model.ckpt")
         model.save(ckpt_path)
-        written.append(("checkpoint", ckpt_path))
+        written.append((ckpt_path, "the model's checkpoint"))
     except OSError as exc:
         err.write(f"streamrnn demo: cannot write to {out_dir}: {exc}\n")
         return 1
 
     png_path = os.path.join(out_dir, "demo.png")
+    skipped = None
     if plot_png:
         hist = model.estimator.engine.diagnostics()["history"]
         try:
@@ -233,18 +233,20 @@ def main(out_dir="streamrnn-output", n=None, plot_png=True, stdout=None, stderr=
                 hist["grad_norm"], hist["clipped"], model.estimator.clip,
             )
         except ImportError:
-            written.append(("plot", 'skipped: matplotlib is not installed (pip install "streamrnn[plot]")'))
+            skipped = 'plot skipped: matplotlib is not installed (pip install "streamrnn[plot]")'
         except OSError as exc:
             err.write(f"streamrnn demo: cannot write {png_path}: {exc}\n")
             return 1
         else:
-            written.append(("plot", png_path))
+            written.insert(0, (png_path, "the plot"))
     else:
-        written.append(("plot", "skipped (--no-plot)"))
+        skipped = "plot skipped (--no-plot)"
 
-    width = max(len(label) for label, _ in written)
-    for label, where in written:
-        say(f"{label:>{width}}: {where}")
+    width = max(len(path) for path, _ in written)
+    for path, what in written:
+        say(f"wrote {path:<{width}}  ({what})")
+    if skipped:
+        say(skipped)
     say()
     say("Stream the same data through the same model from the shell (same predictions):")
     say(f"  streamrnn run --input {data_path} --target {TARGET} {RUN_OPTIONS}")

@@ -446,7 +446,7 @@ def test_demo_writes_a_valid_png_a_checkpoint_and_the_predictions_run_reproduces
         assert row in text
     assert "learning online [" in res.stderr and "100%" in res.stderr
     png = out / "demo.png"
-    assert f"plot: {png}" in text
+    assert f"wrote {png} " in text
     data = png.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     mpl_image = pytest.importorskip("matplotlib.image")
@@ -476,6 +476,6 @@ def test_demo_without_matplotlib_still_runs_and_says_how_to_get_the_plot(tmp_pat
         capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600,
     )
     assert res.returncode == 0, res.stderr
-    assert 'plot: skipped: matplotlib is not installed (pip install "streamrnn[plot]")' in res.stdout
+    assert 'plot skipped: matplotlib is not installed (pip install "streamrnn[plot]")' in res.stdout
     assert not (tmp_path / "o" / "demo.png").exists()
     assert (tmp_path / "o" / "model.ckpt").exists()
