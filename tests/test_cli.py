@@ -479,3 +479,36 @@ def test_demo_without_matplotlib_still_runs_and_says_how_to_get_the_plot(tmp_pat
     assert 'plot skipped: matplotlib is not installed (pip install "streamrnn[plot]")' in res.stdout
     assert not (tmp_path / "o" / "demo.png").exists()
     assert (tmp_path / "o" / "model.ckpt").exists()
+
+
+def test_sigterm_while_busy_finishes_the_record_saves_and_says_where_to_continue(tmp_path):
+    """The signal lands while the process is blocked writing (its output is not being read):
+    it finishes that record, saves, and names the --skip that continues the same input."""
+    text = series_csv(20000, seed=2)
+    path = tmp_path / "big.csv"
+    path.write_text(text)
+    ck = tmp_path / "busy.ckpt"
+    opts = ("--target", "y", *SMALL)
+    err_path = tmp_path / "err.txt"
+    with open(err_path, "wb") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streamrnn", "run", "--input", str(path), *map(str, opts), "--save", str(ck)],
+            stdout=subprocess.PIPE, stderr=err, cwd=ROOT,
+        )
+        first = proc.stdout.readline()  # then stop reading: the pipe fills and the writer blocks
+        assert first.startswith(b'{"n": 1,')
+        proc.send_signal(signal.SIGTERM)
+        rest = proc.stdout.read()  # drain, so the blocked write completes
+        assert proc.wait(timeout=120) == 143
+    stopped = [json.loads(line) for line in (first + rest).decode().splitlines()]
+    message = err_path.read_text()
+    skip = int(message.split("--skip ")[1].split()[0])
+    assert 0 < skip < 20000 and len(stopped) == skip and stopped[-1]["n"] == skip
+
+    from streamrnn.runner import StreamModel
+
+    assert StreamModel.load(ck).records == skip
+    resumed = streamrnn("run", "--input", path, "--resume", ck, "--skip", skip)
+    assert resumed.returncode == 0, resumed.stderr
+    whole = streamrnn("run", "--input", path, *opts)
+    assert (first + rest).decode().splitlines() + resumed.stdout.splitlines() == whole.stdout.splitlines()
