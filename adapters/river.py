@@ -244,6 +244,7 @@ class _RNNEstimator:
             clip=self.clip,
             momentum=self.momentum,
             weight_decay=self.weight_decay,
+            history=self.history,
             seed=seed,
             dtype=self.dtype,
             warn=self.warn,
@@ -626,6 +627,9 @@ _COMMON_DOC = """
         Momentum (sgd, rmsprop).
     weight_decay : float
         L2 penalty, as in PyTorch's optimizers.
+    history : int
+        Keep the last ``history`` per-update records (loss, gradient norm, clipped, weight
+        norm) in the engine, for plots: ``model.engine.diagnostics()["history"]``.
     seed : int or None
         Seed of the weight init; None draws one at the first ``learn_one``. Two models with
         the same seed and data are bit-identical.
@@ -759,6 +763,7 @@ class RNNRegressor(_RNNEstimator, base.Regressor):
         clip=1.0,
         momentum=0.0,
         weight_decay=0.0,
+        history=0,
         scale_target=True,
         feed_target=False,
         diff_target=False,
@@ -779,6 +784,7 @@ class RNNRegressor(_RNNEstimator, base.Regressor):
         self.clip = clip
         self.momentum = momentum
         self.weight_decay = weight_decay
+        self.history = history
         self.scale_target = scale_target
         self.feed_target = feed_target
         self.diff_target = diff_target
@@ -1078,6 +1084,7 @@ class RNNMultiTargetRegressor(_RNNEstimator, base.MultiTargetRegressor):
         clip=1.0,
         momentum=0.0,
         weight_decay=0.0,
+        history=0,
         scale_target=True,
         seed=None,
         dtype="float64",
@@ -1095,6 +1102,7 @@ class RNNMultiTargetRegressor(_RNNEstimator, base.MultiTargetRegressor):
         self.clip = clip
         self.momentum = momentum
         self.weight_decay = weight_decay
+        self.history = history
         self.scale_target = scale_target
         self.seed = seed
         self.dtype = dtype
@@ -1254,6 +1262,7 @@ class RNNClassifier(_RNNEstimator, base.Classifier):
         clip=1.0,
         momentum=0.0,
         weight_decay=0.0,
+        history=0,
         seed=None,
         dtype="float64",
         key=None,
@@ -1270,6 +1279,7 @@ class RNNClassifier(_RNNEstimator, base.Classifier):
         self.clip = clip
         self.momentum = momentum
         self.weight_decay = weight_decay
+        self.history = history
         self.seed = seed
         self.dtype = dtype
         self.key = key
@@ -1442,6 +1452,7 @@ class RNNForecaster(_RNNEstimator, Forecaster):
         clip=1.0,
         momentum=0.0,
         weight_decay=0.0,
+        history=0,
         d=1,
         m=1,
         sd=0,
@@ -1462,6 +1473,7 @@ class RNNForecaster(_RNNEstimator, Forecaster):
         self.clip = clip
         self.momentum = momentum
         self.weight_decay = weight_decay
+        self.history = history
         self.d = d
         self.m = m
         self.sd = sd
@@ -1693,6 +1705,7 @@ class RNNAnomalyDetector(_RNNEstimator, base.AnomalyDetector):
         clip=1.0,
         momentum=0.0,
         weight_decay=0.0,
+        history=0,
         seed=None,
         dtype="float64",
         key=None,
@@ -1709,6 +1722,7 @@ class RNNAnomalyDetector(_RNNEstimator, base.AnomalyDetector):
         self.clip = clip
         self.momentum = momentum
         self.weight_decay = weight_decay
+        self.history = history
         self.seed = seed
         self.dtype = dtype
         self.key = key
@@ -1862,3 +1876,38 @@ class RNNAnomalyDetector(_RNNEstimator, base.AnomalyDetector):
             self._key_prev = self._stored(arrays, "key_prev", (self.capacity, width), self.dtype, where).copy()
         else:
             self._prev = self._stored(arrays, "prev", (width,), self.dtype, where).copy()
+
+
+# ---------------------------------------------------------------------------- for the demo
+def shipped_dataset(name):
+    """``(x, y)`` pairs, in order, of a data set that ships with river (read from disk, no download).
+
+    ``name`` is the class name in ``river.datasets`` (``"TrumpApproval"``, ``"Phishing"``...).
+    A data set that river would download is refused with a ValueError.
+
+    Examples
+    --------
+    >>> from streamrnn.adapters.river import shipped_dataset
+    >>> pairs = shipped_dataset("TrumpApproval")
+    >>> len(pairs), sorted(pairs[0][0]), pairs[0][1]
+    (1001, ['gallup', 'ipsos', 'morning_consult', 'ordinal_date', 'rasmussen', 'you_gov'], 43.75505)
+    """
+    from river import datasets
+    from river.datasets import base as datasets_base
+
+    cls = getattr(datasets, name, None)
+    shipped = (
+        isinstance(cls, type)
+        and issubclass(cls, datasets_base.FileDataset)
+        and not issubclass(cls, datasets_base.RemoteDataset)
+    )
+    if not shipped:
+        raise ValueError(f"{name!r} is not a data set that ships with river (no file in river.datasets)")
+    return list(cls())
+
+
+def linear_baseline():
+    """river's usual online baseline for regression: ``StandardScaler() | LinearRegression(intercept_lr=0.1)``."""
+    from river import linear_model, preprocessing
+
+    return preprocessing.StandardScaler() | linear_model.LinearRegression(intercept_lr=0.1)

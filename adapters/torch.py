@@ -1,5 +1,7 @@
 """PyTorch weight interop: a ``StreamRNN`` from ``nn.RNN/GRU/LSTM`` + ``nn.Linear``, and back.
 
+Also ``loop_rates``: the PyTorch training loops that ``streamrnn bench`` measures.
+
 The engine uses PyTorch's parameter names, shapes and gate orders (DESIGN section 2), so
 the conversion copies six tensors: ``weight_ih_l0``, ``weight_hh_l0``, ``bias_ih_l0``,
 ``bias_hh_l0`` of the recurrent module and ``weight``, ``bias`` of the readout (called
@@ -32,6 +34,8 @@ True
 >>> all(torch.equal(a, b) for a, b in zip(rnn.parameters(), rnn2.parameters()))
 True
 """
+
+import time
 
 from streamrnn.engine import StreamRNN
 
@@ -143,4 +147,59 @@ def to_torch(model, batch_first=False):
     return rnn, readout
 
 
-__all__ = ["from_torch", "to_torch"]
+def loop_rates(cell, X, Y, hidden_size, k, lr=0.01, seed=0):
+    """Samples/s of the two PyTorch loops a user would write to train on ``X``, ``Y`` by TBPTT(k).
+
+    Both run ``nn.RNN/GRU/LSTM(D, hidden_size)`` + ``nn.Linear(hidden_size, O)`` in
+    float64 with SGD(lr) and ``MSELoss``, on one thread (this calls
+    ``torch.set_num_threads(1)``), from ``torch.manual_seed(seed)``:
+
+    * ``"per-sample"``: one module call per sample, its prediction read at once
+      (``.item()``), and every ``k`` samples ``loss.backward(); opt.step(); h =
+      h.detach()``: the loop for a stream, where each prediction is needed before the
+      next sample arrives.
+    * ``"chunked"``: one module call per chunk of ``k`` samples (batch of one), then
+      the same update: it needs the whole chunk before predicting, so it is not a
+      streaming loop; it is the fastest way to run TBPTT(k, k) in PyTorch.
+
+    ``X`` is (T, D), ``Y`` (T, O), float64 numpy arrays. Returns
+    ``{"per-sample": samples/s, "chunked": samples/s}``, in CPU time of this process.
+    ``streamrnn bench`` sets these against the engine (``streamrnn.bench``).
+    """
+    torch = _torch()
+    torch.set_num_threads(1)
+    module = {"elman": torch.nn.RNN, "gru": torch.nn.GRU, "lstm": torch.nn.LSTM}[cell]
+    rates = {}
+    for mode in ("per-sample", "chunked"):
+        torch.manual_seed(seed)
+        rnn = module(X.shape[1], hidden_size, dtype=torch.float64)
+        readout = torch.nn.Linear(hidden_size, Y.shape[1], dtype=torch.float64)
+        opt = torch.optim.SGD(list(rnn.parameters()) + list(readout.parameters()), lr=lr)
+        crit = torch.nn.MSELoss()
+        xt, yt = torch.from_numpy(X), torch.from_numpy(Y)
+        h = None
+        start = time.process_time()
+        if mode == "per-sample":
+            outs = []
+            for i in range(len(xt)):
+                out, h = rnn(xt[i : i + 1], h)
+                outs.append(readout(out))
+                outs[-1].item()  # the prediction, available now
+                if len(outs) == k:
+                    opt.zero_grad()
+                    crit(torch.cat(outs), yt[i + 1 - k : i + 1]).backward()
+                    opt.step()
+                    h = tuple(v.detach() for v in h) if isinstance(h, tuple) else h.detach()
+                    outs = []
+        else:
+            for s in range(0, len(xt) - k + 1, k):
+                opt.zero_grad()
+                out, h = rnn(xt[s : s + k], h)
+                crit(readout(out), yt[s : s + k]).backward()
+                opt.step()
+                h = tuple(v.detach() for v in h) if isinstance(h, tuple) else h.detach()
+        rates[mode] = len(xt) / (time.process_time() - start)
+    return rates
+
+
+__all__ = ["from_torch", "loop_rates", "to_torch"]

@@ -558,11 +558,12 @@ def construct(cls, config, expected, where):
     full = {n: params[n].default for n in known if params[n].default is not params[n].empty}
     full.update(config)
     for name, want in expected.items():
-        have = full.get(name)
-        if name == "k2" and want is None:
-            want = expected.get("k1", full.get("k1"))
+        have = stored = full.get(name)
+        if name == "k2" and (want is None) != (have is None):  # None means k2 = k1
+            want = expected.get("k1", full.get("k1")) if want is None else want
+            have = full.get("k1") if have is None else have
         if not _same(have, want):
-            raise CheckpointError(f"{where}: the checkpoint has {name}={have!r}, expected {name}={expected[name]!r}")
+            raise CheckpointError(f"{where}: the checkpoint has {name}={stored!r}, expected {name}={expected[name]!r}")
     try:
         return cls(**config)
     except (TypeError, ValueError) as exc:

@@ -12,7 +12,15 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 # flink_job.py needs PyFlink, which lives in its own environment: tests/adapters/test_flink.py
 # runs it there (.ci/flink)
 EXAMPLES = sorted(p for p in (ROOT / "examples").glob("*.py") if p.name != "flink_job.py")
-SMALL_N = {"quickstart.py": "300", "vanishing_gradients.py": "20"}
+SMALL_N = {
+    "classification.py": "400",
+    "forecasting.py": "200",
+    "keyed_sessions.py": "2000",
+    "quickstart.py": "300",
+    "river_pipeline.py": "200",
+    "torch_warm_start.py": "300",
+    "vanishing_gradients.py": "20",
+}
 
 
 def load(name):
@@ -51,3 +59,34 @@ def test_scalar_example_clipping_holds_the_explosion():
     assert out["moved_unclipped"] == pytest.approx(0.01 * out["grad_norm"], rel=1e-9)
     assert abs(out["h_after_unclipped"]) == 1.0
     assert out["weight_norm_clipped"] == pytest.approx(out["weight_norm_before"], abs=0.011)
+
+
+def test_river_pipeline_beats_the_linear_model():
+    out = load("river_pipeline").main(200)
+    assert out["streamrnn RNNRegressor"] < 0.5 * out["river LinearRegression"]
+
+
+def test_classification_needs_memory():
+    out = load("classification").main(4000)
+    assert out["streamrnn RNNClassifier"][1] > 0.95
+    assert 0.4 < out["river LogisticRegression"][1] < 0.6  # no memory: chance
+
+
+def test_forecasting_beats_both_baselines_at_every_horizon():
+    out = load("forecasting").main(600)
+    rnn = out["streamrnn RNNForecaster"]
+    assert (rnn < out["last value"]).all() and (rnn < out["seasonal naive"]).all()
+
+
+def test_keyed_sessions_need_a_state_per_key():
+    out = load("keyed_sessions").main(2000)
+    keyed, single, last = out.values()
+    assert keyed < 0.6 * single and keyed < 0.6 * last
+
+
+def test_torch_warm_start_starts_where_pytorch_left_off():
+    pytest.importorskip("torch")
+    out = load("torch_warm_start").main(300)
+    warm_first, _ = out["warm start (from_torch)"]
+    cold_first, _ = out["cold start"]
+    assert warm_first < 0.5 * cold_first

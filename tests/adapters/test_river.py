@@ -605,3 +605,18 @@ def test_anomaly_detector_grows_inputs_and_outputs():
     assert m.features == ["a", "b", "c", "d"]
     assert math.isfinite(m.score_one({"d": 1.0}))
     assert m.score_one({"unknown": 1.0}) == 0.0
+
+
+@pytest.mark.parametrize("cls", [RNNRegressor, RNNClassifier, RNNMultiTargetRegressor, RNNForecaster,
+                                 RNNAnomalyDetector])
+def test_history_keeps_the_last_updates_of_the_engine(cls, tmp_path):
+    model = cls(history=4, hidden_size=3, k1=2, seed=1)
+    assert model.history == 4 and cls(hidden_size=3).history == 0
+    feed(model, data_for(model, 20))
+    d = model.engine.diagnostics()
+    hist = d["history"]
+    assert len(hist["grad_norm"]) == 4 and hist["grad_norm"][-1] == d["grad_norm"]
+    again = cls.load(model.save(tmp_path / "m.ckpt"))
+    np.testing.assert_array_equal(again.engine.diagnostics()["history"]["grad_norm"], hist["grad_norm"])
+    with pytest.raises(ValueError, match="history"):
+        cls(history=-1)

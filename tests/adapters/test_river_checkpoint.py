@@ -252,6 +252,19 @@ def test_expected_parameters_are_checked(tmp_path):
         RNNForecaster.load(path, colour="red")
 
 
+def test_expected_k2_none_means_k1_whichever_side_holds_it(tmp_path):
+    m = RNNRegressor(hidden_size=3, k1=4, k2=None, seed=1)  # the estimator stores k2=None
+    feed(m, stream(6))
+    path = m.save(tmp_path / "r.npz")
+    assert RNNRegressor.load(path, k2=None).k2 is None
+    assert RNNRegressor.load(path, k2=4).k2 is None  # k2 = k1 = 4 either way
+    with pytest.raises(sr.CheckpointError, match="has k2=None, expected k2=5"):
+        RNNRegressor.load(path, k2=5)
+    engine = sr.StreamRNN(k1=3, k2=None)  # the engine stores k2=3
+    epath = engine.save(tmp_path / "e.npz")
+    assert sr.StreamRNN.load(epath, k2=None).k2 == 3
+
+
 def forge(path, kind, config, arrays, extra):
     return checkpoint.write(path, kind, config, arrays, extra=extra)
 
