@@ -200,6 +200,10 @@ def _add_run(sub):
         help="regress: learn the change of the target since the previous record",
     )
     model.add_argument(
+        "--diff-features", action="store_true", default=None,
+        help="regress: feed each feature's change since the previous record instead of its value",
+    )
+    model.add_argument(
         "--feed-target", action="store_true", default=None,
         help="regress: also feed the previous target as an input",
     )
@@ -229,6 +233,7 @@ _MODEL_OPTIONS = {
     "clip": "clip",
     "seed": "seed",
     "diff_target": "diff_target",
+    "diff_features": "diff_features",
     "feed_target": "feed_target",
     "capacity": "capacity",
 }

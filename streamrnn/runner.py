@@ -53,6 +53,7 @@ MODEL_DEFAULTS = {
     "clip": 1.0,
     "seed": 0,
     "diff_target": False,
+    "diff_features": False,
     "feed_target": False,
     "history": 0,
     "capacity": 1024,
@@ -222,8 +223,10 @@ class StreamModel:
                 raise ValueError("a key column is not available with task 'forecast' (one series per model)")
             common.update(key=self.key, capacity=m["capacity"])
         if self.task == "regress":
-            return rv.RNNRegressor(**common, diff_target=m["diff_target"], feed_target=m["feed_target"])
-        for name in ("diff_target", "feed_target"):
+            return rv.RNNRegressor(
+                **common, diff_target=m["diff_target"], diff_features=m["diff_features"], feed_target=m["feed_target"]
+            )
+        for name in ("diff_target", "diff_features", "feed_target"):
             if m[name]:
                 raise ValueError(f"{name} applies to task 'regress' only, not {self.task!r}")
         if self.task == "classify":

@@ -442,7 +442,7 @@ def test_demo_writes_a_valid_png_a_checkpoint_and_the_predictions_run_reproduces
     res = streamrnn("demo", "--n", 150, "--out", out, cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     text = res.stdout
-    for row in ("streamrnn  Elman RNN", "river      StandardScaler | LinearRegression", "last value"):
+    for row in ("streamrnn  GRU, H=16", "river      StandardScaler | LinearRegression", "last value"):
         assert row in text
     assert "learning online [" in res.stderr and "100%" in res.stderr
     png = out / "demo.png"
