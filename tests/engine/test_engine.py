@@ -289,3 +289,26 @@ def test_learning_rate_schedule_validation():
         make(lr_end=0.001, lr_tau=0.0)
     m = make(lr_end=0.001, lr_tau=50.0)
     assert m._config()["lr_end"] == 0.001 and sr.StreamRNN(**m._config())._config() == m._config()
+
+
+def test_a_model_can_be_shared_between_threads(rng):
+    """Kernels keep the GIL, so concurrent predict/learn calls on one model are serialised:
+    every answer equals the one computed alone (the scratch is never written by two at once)."""
+    import threading
+
+    m = make(cell="lstm", hidden_size=16)
+    X = rng.normal(size=(2, 3))
+    expected = [m.predict(X[0]), m.predict(X[1])]
+    wrong = [0, 0]
+
+    def worker(i):
+        for _ in range(3000):
+            if not np.array_equal(m.predict(X[i]), expected[i]):
+                wrong[i] += 1
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert wrong == [0, 0]
