@@ -1,0 +1,56 @@
+"""The dense building blocks against NumPy, on shapes that exercise every blocked loop's tail.
+
+The kernels promise a fixed order of additions (no reassociation), so each is compared
+bit for bit with a NumPy loop that adds the same terms in the same order.
+"""
+
+import numpy as np
+import pytest
+
+from streamrnn.kernels.linalg import gemm_tn_add, gemv_colmajor_add, gemv_rowmajor_t_add, transpose_into
+
+SHAPES = [(1, 1), (3, 5), (4, 4), (7, 9), (8, 8), (13, 3), (192, 64), (195, 13)]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("rows, cols", SHAPES)
+def test_transpose_into(rows, cols, dtype):
+    w = np.random.default_rng(rows * 100 + cols).normal(size=rows * cols).astype(dtype)
+    wt = np.full(rows * cols, np.nan, dtype=dtype)
+    transpose_into(w, rows, cols, wt)
+    np.testing.assert_array_equal(wt.reshape(cols, rows), w.reshape(rows, cols).T)
+
+
+@pytest.mark.parametrize("n", [0, 1, 3, 4, 5, 8, 16, 17])
+@pytest.mark.parametrize("rows, cols", SHAPES)
+def test_gemm_tn_add_adds_outer_products_in_order(rows, cols, n):
+    rng = np.random.default_rng(rows + 7 * cols + 31 * n)
+    a_stride, b_stride = rows + 2, cols + 1  # padded rows: the kernel must honour the strides
+    a = rng.normal(size=(n + 1) * a_stride)
+    b = rng.normal(size=(n + 1) * b_stride)
+    dw = rng.normal(size=rows * cols)
+    expected = dw.reshape(rows, cols).copy()
+    for t in range(n):
+        expected += np.outer(a[t * a_stride : t * a_stride + rows], b[t * b_stride : t * b_stride + cols])
+    gemm_tn_add(dw, rows, cols, a, a_stride, b, b_stride, n)
+    np.testing.assert_array_equal(dw.reshape(rows, cols), expected)
+
+
+@pytest.mark.parametrize("rows, cols", SHAPES)
+def test_gemv_both_layouts_add_in_order(rows, cols):
+    rng = np.random.default_rng(rows * 3 + cols)
+    W = rng.normal(size=(rows, cols))
+    x = rng.normal(size=cols)
+    v = rng.normal(size=rows)
+    out = rng.normal(size=rows)
+    expected = out.copy()
+    for c in range(cols):
+        expected += W[:, c] * x[c]
+    gemv_colmajor_add(np.ascontiguousarray(W.T).ravel(), rows, cols, x, out)
+    np.testing.assert_array_equal(out, expected)
+    out_t = rng.normal(size=cols)
+    expected_t = out_t.copy()
+    for r in range(rows):
+        expected_t += W[r] * v[r]
+    gemv_rowmajor_t_add(W.ravel(), rows, cols, v, out_t)
+    np.testing.assert_array_equal(out_t, expected_t)
