@@ -327,3 +327,42 @@ def test_health_checks_continue_after_a_checkpoint_load(tmp_path, caplog):
         model.learn([0.0], [1e300])  # loss overflows: a skipped update at this boundary
     assert m.health.counts["nonfinite"] == 1
     assert resumed.health.counts["nonfinite"] == 1
+
+
+HEALTH_FIELDS = {
+    "steps", "updates", "skipped", "clipped", "no_target", "loss", "loss_ema", "grad_norm",
+    "grad_norm_ema", "weight_norm", "lag_grad_norm", "lag_grad_norm_ema", "history",
+}
+
+
+def test_every_surface_reports_every_health_field():
+    """The engine, the keyed engine (one key: the same numbers) and the river estimators,
+    keyed or not, all report the same training-health fields."""
+    from streamrnn.adapters.river import RNNRegressor
+
+    cfg = dict(cell="gru", input_size=2, hidden_size=4, k1=3, k2=5, lr=0.05, clip=1.0, seed=3, history=8)
+    (x0, Y), (x1, _) = sine(60), sine(60, seed=1)
+    X = np.hstack([x0, x1])
+    plain = sr.StreamRNN(**cfg)
+    plain.run(X, Y)
+    keyed = sr.KeyedStreamRNN(capacity=4, **cfg)
+    keyed.run(np.zeros(len(X), dtype=np.int64), X, Y)
+    d, k = plain.diagnostics(), keyed.diagnostics()
+    assert HEALTH_FIELDS <= set(d) and HEALTH_FIELDS <= set(k)
+    assert d["updates"] == k["updates"] == 20 and len(d["history"]["loss"]) == 8
+    for name in ("loss", "loss_ema", "grad_norm", "grad_norm_ema", "weight_norm"):
+        assert d[name] == k[name] and np.isfinite(d[name]) and d[name] > 0, name
+    for name in ("lag_grad_norm", "lag_grad_norm_ema"):
+        assert d[name].shape == (5,) and (d[name] > 0).all()
+        np.testing.assert_array_equal(d[name], k[name])
+    for key in (None, "s"):
+        est = RNNRegressor(hidden_size=4, k1=3, k2=5, seed=3, history=8, key=key)
+        for t in range(len(X)):
+            x = {"a": float(X[t, 0]), "b": float(X[t, 1])}
+            if key:
+                x["s"] = t % 2
+            est.predict_one(x)
+            est.learn_one(x, float(Y[t, 0]))
+        e = est.diagnostics()
+        assert HEALTH_FIELDS <= set(e), key
+        assert e["updates"] > 0 and e["lag_grad_norm"].shape == (5,) and len(e["history"]["loss"]) == 8
