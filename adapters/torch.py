@@ -151,7 +151,7 @@ def loop_rates(cell, X, Y, hidden_size, k, lr=0.01, seed=0):
     """Samples/s of the two PyTorch loops a user would write to train on ``X``, ``Y`` by TBPTT(k).
 
     Both run ``nn.RNN/GRU/LSTM(D, hidden_size)`` + ``nn.Linear(hidden_size, O)`` in
-    float64 with SGD(lr) and ``MSELoss``, on one thread (this calls
+    the dtype of ``X`` with SGD(lr) and ``MSELoss``, on one thread (this calls
     ``torch.set_num_threads(1)``), from ``torch.manual_seed(seed)``:
 
     * ``"per-sample"``: one module call per sample, its prediction read at once
@@ -162,18 +162,19 @@ def loop_rates(cell, X, Y, hidden_size, k, lr=0.01, seed=0):
       the same update: it needs the whole chunk before predicting, so it is not a
       streaming loop; it is the fastest way to run TBPTT(k, k) in PyTorch.
 
-    ``X`` is (T, D), ``Y`` (T, O), float64 numpy arrays. Returns
+    ``X`` is (T, D), ``Y`` (T, O), numpy arrays of one dtype (float64 or float32). Returns
     ``{"per-sample": samples/s, "chunked": samples/s}``, in CPU time of this process.
     ``streamrnn bench`` sets these against the engine (``streamrnn.bench``).
     """
     torch = _torch()
     torch.set_num_threads(1)
     module = {"elman": torch.nn.RNN, "gru": torch.nn.GRU, "lstm": torch.nn.LSTM}[cell]
+    dtype = {"float64": torch.float64, "float32": torch.float32}[X.dtype.name]
     rates = {}
     for mode in ("per-sample", "chunked"):
         torch.manual_seed(seed)
-        rnn = module(X.shape[1], hidden_size, dtype=torch.float64)
-        readout = torch.nn.Linear(hidden_size, Y.shape[1], dtype=torch.float64)
+        rnn = module(X.shape[1], hidden_size, dtype=dtype)
+        readout = torch.nn.Linear(hidden_size, Y.shape[1], dtype=dtype)
         opt = torch.optim.SGD(list(rnn.parameters()) + list(readout.parameters()), lr=lr)
         crit = torch.nn.MSELoss()
         xt, yt = torch.from_numpy(X), torch.from_numpy(Y)

@@ -1,6 +1,7 @@
 """Throughput, side by side: streamrnn against the PyTorch loops that do the same training.
 
-Same cell, sizes, K, optimizer (SGD), dtype (float64) and data; one thread each; times
+Same cell, sizes, K, optimizer (SGD), dtype (float64 by default; ``--dtype float32``
+runs both sides in float32, PyTorch's default) and data; one thread each; times
 are CPU time of this process (so a busy machine does not skew the ratios). Columns:
 
 * torch per-sample: the loop a PyTorch user writes for a stream: one module call per
@@ -47,13 +48,15 @@ def make_stream(steps, input_size, seed=0):
 def streamrnn_rates(cell, X, Y, hidden_size, k, lr=0.01):
     """Samples/s of ``predict``/``learn`` from Python and of ``run``, as ``(loop, run)``.
 
-    Kernels are compiled (or loaded from the cache) before timing.
+    The model's dtype is that of ``X``. Kernels are compiled (or loaded from the cache)
+    before timing.
     """
     from .engine import StreamRNN
 
     def model():
         return StreamRNN(
-            cell=cell, input_size=X.shape[1], hidden_size=hidden_size, output_size=Y.shape[1], k1=k, lr=lr, seed=0
+            cell=cell, input_size=X.shape[1], hidden_size=hidden_size, output_size=Y.shape[1], k1=k, lr=lr, seed=0,
+            dtype=X.dtype.name,
         )
 
     m = model()
@@ -84,14 +87,16 @@ def have_torch():
         return False
 
 
-def measure(cell, hidden_size=64, input_size=8, k=16, steps=20000, torch_steps=3000, lr=0.01, torch=None):
+def measure(cell, hidden_size=64, input_size=8, k=16, steps=20000, torch_steps=3000, lr=0.01, torch=None,
+            dtype="float64"):
     """One row of the table: ``{"cell", "loop", "run", "torch"}`` (``torch`` is None without PyTorch).
 
     ``torch=None`` measures the PyTorch loops when torch is installed; False skips them.
+    Both sides compute in ``dtype``.
     """
     if torch is None:
         torch = have_torch()
-    X, Y = make_stream(steps, input_size)
+    X, Y = (a.astype(dtype) for a in make_stream(steps, input_size))
     loop, run = streamrnn_rates(cell, X, Y, hidden_size, k, lr)
     row = {"cell": cell, "loop": loop, "run": run, "torch": None}
     if torch:
@@ -126,6 +131,9 @@ def add_arguments(parser):
         "--torch-steps", type=int, default=3000, help="samples for the PyTorch loops (default: 3000)"
     )
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch loops")
+    parser.add_argument(
+        "--dtype", default="float64", choices=("float64", "float32"), help="both sides' dtype (default: float64)"
+    )
 
 
 def run(args, out=print):
@@ -137,13 +145,15 @@ def run(args, out=print):
     if not torch and not args.no_torch:
         out("torch is not installed (pip install torch): only the streamrnn columns are measured")
     out(
-        f"H={args.hidden} D={args.input} K={args.k}, SGD, float64, one thread; "
+        f"H={args.hidden} D={args.input} K={args.k}, SGD, {args.dtype}, one thread; "
         "samples/s (ratio to torch per-sample)"
     )
     out(HEADER)
     rows = []
     for cell in CELLS if args.all else (args.cell,):
-        row = measure(cell, args.hidden, args.input, args.k, args.steps, args.torch_steps, torch=torch)
+        row = measure(
+            cell, args.hidden, args.input, args.k, args.steps, args.torch_steps, torch=torch, dtype=args.dtype
+        )
         out(format_row(row))
         rows.append(row)
     return rows

@@ -292,6 +292,14 @@ def _read_zip(f, where, kind):
         names = [i.filename for i in infos]
         if len(set(names)) != len(names):
             raise CheckpointError(f"{where}: corrupted checkpoint: duplicate members")
+        f.seek(0, os.SEEK_END)
+        size = f.tell()
+        for i in infos:  # sizes are trusted below to allocate arrays: bound them by the file
+            if i.compress_type != zipfile.ZIP_STORED or i.compress_size != i.file_size or i.file_size > size:
+                raise CheckpointError(
+                    f"{where}: corrupted checkpoint: member {i.filename!r} is compressed or its sizes "
+                    f"({i.compress_size}, {i.file_size} bytes) do not fit the {size}-byte file"
+                )
         by_name = {i.filename: i for i in infos}
         if HEADER + ".npy" not in by_name:
             raise CheckpointError(f"{where}: not a streamrnn checkpoint: an .npz without a streamrnn header")

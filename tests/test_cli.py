@@ -302,10 +302,12 @@ def test_broken_pipe_exits_141_quietly(tmp_path):
 
 
 # ------------------------------------------------------------------------------- bench
-def test_bench_prints_the_table():
-    res = streamrnn("bench", "--steps", 300, "--torch-steps", 50, "--hidden", 8)
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_bench_prints_the_table(dtype):
+    res = streamrnn("bench", "--steps", 300, "--torch-steps", 50, "--hidden", 8, "--dtype", dtype)
     assert res.returncode == 0, res.stderr
     lines = res.stdout.splitlines()
+    assert any(line.startswith(f"H=8 D=8 K=16, SGD, {dtype}, one thread") for line in lines), res.stdout
     assert "| cell | torch per-sample | torch chunked | streamrnn loop | streamrnn run |" in lines
     (row,) = [line for line in lines if line.startswith("| gru |")]
     cells = [c.strip() for c in row.strip("|").split("|")]

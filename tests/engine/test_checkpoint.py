@@ -543,3 +543,22 @@ def test_load_reads_file_objects(saved):
     assert_same_arrays(snapshot(m), snapshot(sr.StreamRNN.load(io.BytesIO(data))))
     with pytest.raises(sr.CheckpointError, match="^<file object>: truncated"):
         sr.StreamRNN.load(io.BytesIO(data[:-1]))
+
+
+def test_compressed_or_oversized_members_are_refused(saved):
+    """Member sizes decide how much is allocated: a compressed member (a few bytes that
+    could inflate to gigabytes) or one claiming more bytes than the file has is refused."""
+    _, _, data = saved
+    deflated = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(data)) as src, zipfile.ZipFile(deflated, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            dst.writestr(info.filename, src.read(info))
+    with pytest.raises(sr.CheckpointError, match="'__header__.npy' is compressed or its sizes"):
+        checkpoint.read(io.BytesIO(deflated.getvalue()))
+    entry = data.index(b"PK\x01\x02")  # the central directory's entry of the first member
+    while not data[entry + 46 :].startswith(b"mem.npy"):
+        entry = data.index(b"PK\x01\x02", entry + 4)
+    huge = bytearray(data)  # its compressed and uncompressed sizes, at offsets 20 and 24
+    huge[entry + 20 : entry + 28] = np.array([2**31, 2**31], "<u4").tobytes()
+    with pytest.raises(sr.CheckpointError, match="'mem.npy' is compressed or its sizes"):
+        checkpoint.read(io.BytesIO(bytes(huge)))
