@@ -25,6 +25,17 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "flink_job.py"
 
 
+@pytest.fixture(scope="module", autouse=True)
+def compiled_kernels():
+    """Compile the kernels into numba's disk cache before any job starts. The job injects
+    its failure only after a checkpoint has completed; a first compile inside the job
+    (tens of seconds on a cold cache) can hold checkpoints back until the whole input has
+    been read, and then no failure is injected at all."""
+    import streamrnn
+
+    streamrnn.warmup()
+
+
 def load_example():
     import importlib.util
 

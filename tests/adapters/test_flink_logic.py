@@ -186,7 +186,7 @@ def test_corrupted_state_in_flink_is_reported():
     with pytest.raises(ValueError, match="not base64"):
         logic.process("a", ([0.0, 0.0], None))
     state.model.update(base64.b64encode(b"PK\x03\x04junk").decode())
-    with pytest.raises(ValueError, match="truncated, corrupted"):
+    with pytest.raises(ValueError, match="truncated or corrupted checkpoint"):
         logic.process("a", ([0.0, 0.0], None))
 
 

@@ -459,14 +459,35 @@ def test_a_checkpoint_without_newer_options_loads_with_their_defaults(tmp_path):
 
 
 # ------------------------------------------------------------------ atomic writes
-def crash_cases(monkeypatch):
-    real_write_array = np.lib.format.write_array
+class FillsUp:
+    """A file that takes the first ``room`` bytes, then fails as a full disk does."""
 
-    def half_then_fail(fp, array, *args, **kwargs):
-        if array.dtype.kind != "U":  # after the header, in the first array
-            fp.write(b"\0" * 10)
+    def __init__(self, f, room):
+        self.f, self.room = f, room
+
+    def write(self, data):
+        if len(data) > self.room:
+            self.f.write(bytes(memoryview(data)[: self.room]))
+            self.room = 0
             raise OSError("disk full")
-        return real_write_array(fp, array, *args, **kwargs)
+        self.room -= len(data)
+        return self.f.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self.f, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.f.close()
+
+
+def crash_cases(monkeypatch):
+    real_fdopen = os.fdopen
+
+    def half_then_fail(fd, *args, **kwargs):  # the disk fills up inside the first array
+        return FillsUp(real_fdopen(fd, *args, **kwargs), room=1200)
 
     def fail(*args, **kwargs):
         raise OSError("simulated crash")
@@ -475,7 +496,7 @@ def crash_cases(monkeypatch):
         raise KeyboardInterrupt
 
     return {
-        "write": lambda: monkeypatch.setattr(np.lib.format, "write_array", half_then_fail),
+        "write": lambda: monkeypatch.setattr(os, "fdopen", half_then_fail),
         "fsync": lambda: monkeypatch.setattr(os, "fsync", fail),
         "rename": lambda: monkeypatch.setattr(os, "replace", fail),
         "interrupt": lambda: monkeypatch.setattr(os, "fsync", interrupt),

@@ -2,13 +2,13 @@
 keyed slab, and hostile bytes rejected before any kernel sees them."""
 
 import io
-import json
 import zipfile
 
 import numpy as np
 import pytest
 
 import streamrnn as sr
+from streamrnn import checkpoint
 from streamrnn import step as S
 from streamrnn.kernels import layout as L
 from streamrnn.testing.probe import assert_same_arrays, snapshot
@@ -67,54 +67,62 @@ def test_step_leaves_its_input_alone_and_rejects_bad_records(rng):
     assert S.step(s1, ([0, 0, 0], None))[0] == S.step(s1, ([0, 0, 0], None))[0]
 
 
-def _archive(data):
-    with np.load(io.BytesIO(data), allow_pickle=False) as z:
-        return {n: z[n] for n in z.files}
+def test_state_bytes_are_the_checkpoint_bytes(rng, tmp_path):
+    """A state is what ``save`` writes: it loads as a model and a saved file steps on."""
+    s = S.initial_state(**CFG)
+    for rec in records(rng, T=11):
+        s, _ = S.step(s, rec)
+    m = S.decode(s)
+    assert m.save(tmp_path / "m.npz").read_bytes() == s
+    loaded = sr.StreamRNN.load(io.BytesIO(s))
+    assert_same_arrays(snapshot(loaded), snapshot(m))
+    rec = records(rng, T=1)[0]
+    from_file, out = S.step((tmp_path / "m.npz").read_bytes(), rec)
+    assert out.tobytes() == S.step(s, rec)[1].tobytes() and from_file == S.step(s, rec)[0]
 
 
-def _rebuild(arrays):
-    buf = io.BytesIO()
-    np.savez(buf, **arrays)
-    return buf.getvalue()
+def _arrays(data):
+    return dict(checkpoint.loads(data).arrays)
 
 
-def _with_header(arrays, **changes):
-    header = json.loads(arrays["header"].tobytes().decode())
-    header.update(changes)
-    out = dict(arrays)
-    out["header"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
-    return out
+def _state(arrays, config=CFG, kind=S.KIND):
+    """Well-formed checkpoint bytes (checksum and all) around possibly inconsistent arrays."""
+    return checkpoint.dumps(kind, config, arrays)
 
 
 def test_hostile_state_bytes_raise_before_any_kernel_runs(rng):
     s = S.initial_state(**CFG)
     s, _ = S.step(s, records(rng, T=1)[0])
-    arrays = _archive(s)
-    meta = arrays["_meta"].copy()
+    arrays = _arrays(s)
+    meta = arrays["meta"].copy()
     meta[L.ROW_SIZE] += 1
-    short_mem = dict(arrays, _mem=arrays["_mem"][:-1])
-    neg = arrays["_meta"].copy()
+    neg = arrays["meta"].copy()
     neg[L.N_STEPS] = -1
-    lr = arrays["_fmeta"].copy()
+    lr = arrays["fmeta"].copy()
     lr[L.LR] = 0.5
+    nan_w = arrays["mem"].copy()
+    nan_w[0] = np.nan
     cases = [
-        (s[: len(s) // 2], "truncated, corrupted or not a streamrnn state"),
-        (b"not a zip at all", "truncated, corrupted or not a streamrnn state"),
-        (s[:200] + bytes([s[200] ^ 1]) + s[201:], "truncated, corrupted|does not match|not a streamrnn"),
-        (_rebuild({"a": np.zeros(3)}), r"missing \['_counts', '_fmeta', '_mem', '_meta', '_slab', 'header'\]"),
-        (_rebuild(_with_header(arrays, format="other")), "format 'other'"),
-        (_rebuild(_with_header(arrays, version=99)), "format version 99"),
-        (_rebuild(_with_header(arrays, config={**CFG, "bogus": 1})), "unknown config"),
-        (_rebuild(_with_header(arrays, config={**CFG, "hidden_size": 0})), "hidden_size must be"),
-        (_rebuild(dict(arrays, _meta=meta)), rf"_meta\[{L.ROW_SIZE}\]"),
-        (_rebuild(short_mem), r"_mem is float64\(\d+,\), the config needs"),
-        (_rebuild(dict(arrays, _meta=neg)), "negative counters"),
-        (_rebuild(dict(arrays, _fmeta=lr)), "hyper-parameters"),
-        (_rebuild(dict(arrays, _slab=np.array([object()] * 3))), "truncated, corrupted|not a streamrnn|pickle"),
+        (s[: len(s) // 2], "truncated"),
+        (b"not a zip at all", "not a streamrnn checkpoint"),
+        (s[:200] + bytes([s[200] ^ 1]) + s[201:], "corrupted|checksum|not a streamrnn"),
+        (_state({"a": np.zeros(3)}), r"unexpected arrays \['a'\]"),
+        (_state({k: v for k, v in arrays.items() if k != "meta"}), "the checkpoint has no array 'meta'"),
+        (_state(arrays, kind="Other"), "kind 'Other', expected 'StreamRNN'"),
+        (_state(arrays, config={**CFG, "bogus": 1}), r"options this StreamRNN does not know: \['bogus'\]"),
+        (_state(arrays, config={**CFG, "hidden_size": 0}), "invalid configuration.*hidden_size"),
+        (_state(dict(arrays, meta=meta)), "'meta' disagrees with the stored configuration"),
+        (_state(dict(arrays, mem=arrays["mem"][:-1])), "a different cell or size"),
+        (_state(dict(arrays, meta=neg)), "counters out of range"),
+        (_state(dict(arrays, fmeta=lr)), "'fmeta' disagrees with the stored configuration"),
+        (_state(dict(arrays, mem=nan_w)), "non-finite parameters"),
+        (_state(dict(arrays, extra=np.zeros(1))), r"unexpected arrays \['extra'\]"),
     ]
     for data, match in cases:
-        with pytest.raises(ValueError, match=match):
+        with pytest.raises(sr.CheckpointError, match=match):
             S.decode(data)
+        with pytest.raises(ValueError):  # a CheckpointError is a ValueError
+            S.step(data, records(rng, T=1)[0])
     with pytest.raises(TypeError, match="state must be bytes"):
         S.decode("text")
     with pytest.raises(TypeError, match="model must be a StreamRNN"):
@@ -125,7 +133,7 @@ def test_state_holds_no_pickle(rng):
     s, _ = S.step(S.initial_state(**CFG), records(rng, T=1)[0])
     with zipfile.ZipFile(io.BytesIO(s)) as zf:
         names = sorted(zf.namelist())
-        assert names == ["_counts.npy", "_fmeta.npy", "_mem.npy", "_meta.npy", "_slab.npy", "header.npy"]
+        assert names == ["__header__.npy", "counts.npy", "fmeta.npy", "mem.npy", "meta.npy", "slab.npy"]
         for name in names:
             assert b"'descr': '|O'" not in zf.read(name)[:128]
 
@@ -180,12 +188,21 @@ def test_rows_that_do_not_fit_the_shared_model_are_rejected(rng):
     w, row, _ = S.shared_step(S.initial_shared(**CFG), None, records(rng, T=1)[0])
     other, _, _ = S.shared_step(S.initial_shared(**dict(CFG, hidden_size=6)), None, records(rng, T=1)[0])
     _, other_row, _ = S.shared_step(other, None, records(rng, T=1)[0])
-    with pytest.raises(ValueError, match="the shared model needs"):
+    with pytest.raises(sr.CheckpointError, match="the shared model needs"):
         S.shared_step(w, other_row, records(rng, T=1)[0])
-    with pytest.raises(ValueError, match="format 'streamrnn.state'"):
+    with pytest.raises(sr.CheckpointError, match="kind 'StreamRNN', expected 'StreamRNN.row'"):
         S.shared_step(w, w, records(rng, T=1)[0])
-    with pytest.raises(ValueError, match="format 'streamrnn.row'"):
+    with pytest.raises(sr.CheckpointError, match="kind 'StreamRNN.row', expected 'StreamRNN'"):
         S.shared_step(row, None, records(rng, T=1)[0])
+    slab, counts = (checkpoint.loads(row).arrays[n] for n in ("slab", "counts"))
+    bad_rows = [
+        (dict(slab=slab, counts=counts - 5), "malformed step count"),
+        (dict(slab=np.full_like(slab, np.inf), counts=counts), "non-finite stream state"),
+        (dict(slab=slab), "exactly the arrays 'slab' and 'counts'"),
+    ]
+    for arrays, match in bad_rows:
+        with pytest.raises(sr.CheckpointError, match=match):
+            S.shared_step(w, _state(arrays, config={}, kind=S.ROW_KIND), records(rng, T=1)[0])
 
 
 def test_every_single_byte_corruption_is_rejected_or_harmless(rng):
@@ -206,17 +223,25 @@ def test_every_single_byte_corruption_is_rejected_or_harmless(rng):
 
 
 def test_archives_written_by_numpy_are_read_too(rng):
+    """The state is a plain .npz: numpy's own stored archive of its arrays reads back the
+    same; a compressed one is refused (member sizes bound what is allocated)."""
     s, _ = S.step(S.initial_state(**CFG), records(rng, T=5)[0])
-    arrays = _archive(s)
-    for compress in (False, True):
-        buf = io.BytesIO()
-        (np.savez_compressed if compress else np.savez)(buf, **arrays)
-        assert_same_arrays(snapshot(S.decode(buf.getvalue())), snapshot(S.decode(s)))
+    with np.load(io.BytesIO(s), allow_pickle=False) as z:
+        arrays = {n: z[n] for n in z.files}
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
     assert S.encode(S.decode(buf.getvalue())) == s
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    with pytest.raises(sr.CheckpointError, match="is compressed"):
+        S.decode(buf.getvalue())
 
 
-def test_the_zip64_layout_for_huge_models_reads_back_the_same(rng):
-    """Members of 4 GiB and more are written through zipfile's zip64 records instead."""
+def test_the_zip64_layout_for_huge_models_reads_back_the_same(rng, monkeypatch):
+    """Archives of 4 GiB and more are written through zipfile's zip64 records instead."""
     s, _ = S.step(S.initial_state(**CFG), records(rng, T=3)[0])
-    members = [(name, S._npy(arr)) for name, arr in _archive(s).items()]
-    assert S.encode(S.decode(S._pack_zip64(members))) == s
+    monkeypatch.setattr(checkpoint, "_ZIP64_FROM", 0)
+    big = S.encode(S.decode(s))
+    assert big[18:26] == b"\xff" * 8  # the local header's sizes are in its zip64 extra field
+    monkeypatch.undo()
+    assert S.encode(S.decode(big)) == s
