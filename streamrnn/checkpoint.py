@@ -140,8 +140,9 @@ def _as_bytes(arr):
     return np.ascontiguousarray(arr).reshape(-1).view(np.uint8)
 
 
-def _digest(body, arrays):
-    h = hashlib.sha256(_canonical(body).encode("ascii"))
+def _digest(body, arrays, text=None):
+    """The checksum of a header ``body`` (``text``: its canonical JSON, if already made) and ``arrays``."""
+    h = hashlib.sha256((_canonical(body) if text is None else text).encode("ascii"))
     for name in sorted(arrays):
         h.update(_as_bytes(arrays[name]))
     return "sha256:" + h.hexdigest()
@@ -196,10 +197,6 @@ def _stage(kind, config, arrays, extra):
     for label, obj in (("config", config), ("extra", extra)):
         if not isinstance(obj, dict):
             raise TypeError(f"{label} must be a dict, got {type(obj).__name__}")
-        try:
-            _canonical(obj)
-        except (TypeError, ValueError) as exc:
-            raise type(exc)(f"{label} must be JSON data with finite numbers: {exc}") from None
     if not isinstance(arrays, dict):
         raise TypeError(f"arrays must be a dict of name -> array, got {type(arrays).__name__}")
     staged = {}
@@ -220,8 +217,19 @@ def _stage(kind, config, arrays, extra):
         "extra": extra,
         "arrays": {n: {"dtype": a.dtype.str, "shape": list(a.shape)} for n, a in staged.items()},
     }
-    body = json.loads(_canonical(body))  # exactly what a reader will see (tuples -> lists...)
-    header = dict(body, checksum=_digest(body, staged))
+    try:
+        text = _canonical(body)
+    except (TypeError, ValueError) as exc:
+        label = "config"
+        try:
+            _canonical(config)
+        except (TypeError, ValueError):
+            pass
+        else:
+            label = "extra"
+        raise type(exc)(f"{label} must be JSON data with finite numbers: {exc}") from None
+    body = json.loads(text)  # exactly what a reader will see (tuples -> lists...)
+    header = dict(body, checksum=_digest(body, staged, text))
     return np.array(json.dumps(header, sort_keys=True, ensure_ascii=False)), staged
 
 
@@ -674,6 +682,7 @@ _META_STATE = (
     L.HIST_COUNT,
     L.N_NO_TARGET,
 )
+_META_CONFIG = np.setdiff1d(np.arange(L.META_SIZE), _META_STATE)
 # fmeta entries that are configuration (hyper-parameters and the dtype's range).
 _FMETA_CONFIG = (
     L.LR,
@@ -763,8 +772,7 @@ def restore_engine(model, arrays, where, prefix=""):
                 f"{own.dtype} {own.shape} (a different cell or size)"
             )
     meta, fmeta = arrays["meta"], arrays["fmeta"]
-    config_idx = np.setdiff1d(np.arange(meta.shape[0]), _META_STATE)
-    bad = config_idx[meta[config_idx] != model._meta[config_idx]]
+    bad = _META_CONFIG[meta[_META_CONFIG] != model._meta[_META_CONFIG]]
     if bad.size:
         raise CheckpointError(f"{where}: array '{prefix}meta' disagrees with the stored configuration (entry {bad[0]})")
     hyper = np.asarray(_FMETA_CONFIG)
