@@ -51,7 +51,11 @@ def arrays(draw):
 
 
 def sequences(inner):
-    return st.one_of(st.lists(inner, max_size=5), st.tuples(inner, inner, inner))
+    return st.one_of(
+        st.lists(inner, max_size=5),
+        st.tuples(inner, inner, inner),
+        st.dictionaries(st.text(max_size=2), inner, max_size=4),  # a dict is no array, even of numbers
+    )
 
 
 hostile = st.recursive(atoms | arrays(), lambda inner: sequences(inner), max_leaves=8)

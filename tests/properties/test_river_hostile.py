@@ -197,3 +197,40 @@ def test_keyed_estimators_refuse_hostile_samples_and_keys_unchanged(proto, data)
     y = 0.5 if not isinstance(model, RNNClassifier) else "a"
     check_refused_or_sound(model, lambda: infer(model, x), key="s")
     check_refused_or_sound(model, lambda: learn(model, x, y), key="s")
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam", "rmsprop"])
+def test_absurd_learning_rate_keeps_every_estimator_and_the_keyed_engine_finite(optimizer):
+    """lr = 1e3 on huge targets: updates that would overflow are skipped and counted, the
+    rest are applied; the weights and every answer stay finite (keyed engine, each
+    estimator, and an estimator with a key)."""
+    import streamrnn as sr
+
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(300, 2)) * 50
+    Y = rng.normal(size=300) * 1e150  # squared errors near the float64 limit: some updates overflow
+    keyed = sr.KeyedStreamRNN(cell="gru", input_size=2, hidden_size=4, k1=2, k2=3, lr=1e3, optimizer=optimizer,
+                              momentum=0.9 if optimizer != "adam" else 0.0, capacity=3, seed=1)
+    keyed.run(np.arange(300) % 3, X, Y[:, None])
+    d = keyed.diagnostics()
+    assert np.isfinite(keyed._mem[: keyed._layout.n_params]).all() and d["updates"] + d["skipped"] == 150
+    if optimizer == "sgd":  # (adam and rmsprop steps are bounded by lr: nothing overflows)
+        assert d["skipped"] > 0
+    common = dict(hidden_size=4, k1=2, k2=3, lr=1e3, optimizer=optimizer, seed=1)
+    models = [RNNRegressor(scale_target=False, **common), RNNRegressor(scale_target=False, key="s", **common),
+              RNNClassifier(**common), RNNAnomalyDetector(**common)]
+    for model in models:
+        for t in range(300):
+            x = {"a": float(X[t, 0]), "b": float(X[t, 1]), "s": t % 3}
+            if isinstance(model, RNNClassifier):
+                assert all(math.isfinite(p) for p in model.predict_proba_one(x).values())
+                model.learn_one(x, bool(Y[t] > 0))
+            elif isinstance(model, RNNAnomalyDetector):
+                model.score_one(x)
+                model.learn_one(x)
+            else:
+                assert math.isfinite(model.predict_one(x))
+                model.learn_one(x, float(Y[t]))
+        eng = model.engine
+        assert np.isfinite(eng._mem[: eng._layout.n_params]).all(), type(model).__name__
+        assert eng.diagnostics()["updates"] + eng.diagnostics()["skipped"] > 0
