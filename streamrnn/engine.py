@@ -295,6 +295,7 @@ class StreamRNN:
         self._iwork[L.CACHE_SLOT] = -1
         self._iwork[L.WIN_SLOT] = -1
         self._no_target = np.zeros(self.output_size, dtype=self._np_dtype)
+        self._x_shape, self._y_shape = (self.input_size,), (self.output_size,)  # the fast path's checks
         self._predict_fn = self._learn_fn = None  # entry points, found on first use
 
     def _resize(self, input_size=None, output_size=None):
@@ -360,7 +361,7 @@ class StreamRNN:
     # ------------------------------------------------------------------ pickling
     def __getstate__(self):
         state = self.__dict__.copy()
-        for name in ("_work", "_iwork", "_no_target", "_predict_fn", "_learn_fn"):
+        for name in ("_work", "_iwork", "_no_target", "_predict_fn", "_learn_fn", "_x_shape", "_y_shape"):
             state.pop(name, None)
         return state
 
@@ -488,8 +489,10 @@ class StreamRNN:
         ``x`` has shape (input_size,). The result has shape (output_size,): a value
         (mse), probabilities (bce) or a distribution (ce).
         """
-        x = self._as_vector(x, "x", self.input_size)
-        out = np.empty(self.output_size, dtype=self._np_dtype)
+        dt = self._np_dtype
+        if not (type(x) is np.ndarray and x.dtype is dt and x.shape == self._x_shape and x.flags.c_contiguous):
+            x = self._as_vector(x, "x", self.input_size)
+        out = np.empty(self.output_size, dtype=dt)
         fn = self._predict_fn
         if fn is None:
             args = (self._meta, self._mem, self._slab, 0, self._work, self._iwork, out, out)
@@ -506,7 +509,9 @@ class StreamRNN:
         this step; None means no target (the state still advances). A rejected sample
         (NaN/inf, wrong shape, non-numeric) raises ValueError and changes nothing.
         """
-        x = self._as_vector(x, "x", self.input_size)
+        dt = self._np_dtype
+        if not (type(x) is np.ndarray and x.dtype is dt and x.shape == self._x_shape and x.flags.c_contiguous):
+            x = self._as_vector(x, "x", self.input_size)
         fn = self._learn_fn
         if fn is None:
             fn = self._learn_fn = _entry(learn_step, self._np_dtype, (
@@ -519,7 +524,8 @@ class StreamRNN:
                 self._work, self._iwork, x, self._no_target, False,
             )
         else:
-            y = self._as_vector(y, "y", self.output_size)
+            if not (type(y) is np.ndarray and y.dtype is dt and y.shape == self._y_shape and y.flags.c_contiguous):
+                y = self._as_vector(y, "y", self.output_size)
             code = fn(
                 self._meta, self._fmeta, self._mem, self._slab, self._counts, 0,
                 self._work, self._iwork, x, y, True,
