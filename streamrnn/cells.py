@@ -10,6 +10,11 @@ The flat parameter vector is, in order::
 
 which is ``torch.cat([p.flatten() for p in (*rnn.parameters(), *linear.parameters())])``
 for a single-layer ``nn.RNN/GRU/LSTM`` and an ``nn.Linear`` readout.
+
+Alignment: ``mem`` and ``work`` are allocated on 64-byte boundaries and each region of
+them (moments, gradient, transposed weights; every scratch region) starts at a multiple
+of ``ALIGN`` elements, so the matrices the kernels stream start on a cache line (measured:
+the GRU H=64 matvecs took 0.92 us aligned against 1.1-1.5 us at other offsets).
 """
 
 from dataclasses import dataclass
@@ -17,6 +22,30 @@ from dataclasses import dataclass
 import numpy as np
 
 from .kernels import layout as L
+
+ALIGN = 16  # elements: 64 bytes in float32, two cache lines in float64
+_ALIGN_BYTES = 64
+
+
+def aligned(n):
+    """``n`` rounded up to a multiple of ``ALIGN``."""
+    return -(-n // ALIGN) * ALIGN
+
+
+def aligned_zeros(shape, dtype):
+    """``np.zeros(shape, dtype)`` whose data starts on a 64-byte boundary (a view of a
+    slightly larger buffer; numpy's own allocations are only 16-byte aligned)."""
+    dtype = np.dtype(dtype)
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    buf = np.zeros(nbytes + _ALIGN_BYTES, dtype=np.uint8)
+    start = -buf.ctypes.data % _ALIGN_BYTES
+    return buf[start : start + nbytes].view(dtype).reshape(shape)
+
+
+def is_aligned(arr):
+    """True if ``arr``'s data starts on a 64-byte boundary."""
+    return arr.ctypes.data % _ALIGN_BYTES == 0
+
 
 CELLS = {"elman": L.ELMAN, "gru": L.GRU, "lstm": L.LSTM}
 GATES = {"elman": 1, "gru": 3, "lstm": 4}
@@ -118,9 +147,19 @@ class Layout:
         return N_MOMENTS[self.optimizer]
 
     @property
-    def mem_size(self):
+    def mem_offsets(self):
+        """``(OFF_MOM, OFF_GRAD, OFF_WT, MEM_SIZE)``: params at 0, the moment vectors one after
+        another, the gradient, the transposed matrices; each region aligned."""
+        p = self.n_params
+        off_mom = aligned(p)
+        off_grad = aligned(off_mom + self.n_moments * p)
+        off_wt = aligned(off_grad + p)
         n_wt = self.gates * self.hidden_size * (self.input_size + self.hidden_size)
-        return self.n_params * (self.n_moments + 2) + n_wt
+        return off_mom, off_grad, off_wt, aligned(off_wt + n_wt)
+
+    @property
+    def mem_size(self):
+        return self.mem_offsets[3]
 
     @property
     def row_size(self):
@@ -150,8 +189,17 @@ class Layout:
         }
 
     @property
+    def work_offsets(self):
+        """``{meta index: offset}`` of the regions of ``work``, each aligned, and the total size."""
+        offsets, off = {}, 0
+        for idx, n in self.work_sizes.items():
+            offsets[idx] = off
+            off = aligned(off + n)
+        return offsets, off
+
+    @property
     def work_size(self):
-        return sum(self.work_sizes.values())
+        return self.work_offsets[1]
 
     def fill_meta(self, meta, loss, nesterov, centered):
         """Write configuration and offsets into a zeroed ``meta``."""
@@ -172,19 +220,14 @@ class Layout:
         meta[L.CENTERED] = int(centered)
         meta[L.HIST] = self.history
         meta[L.P] = p
-        meta[L.OFF_MOM] = p
         meta[L.N_MOM] = self.n_moments
-        meta[L.OFF_GRAD] = p * (1 + self.n_moments)
-        meta[L.OFF_WT] = p * (2 + self.n_moments)
-        meta[L.MEM_SIZE] = self.mem_size
+        meta[L.OFF_MOM], meta[L.OFF_GRAD], meta[L.OFF_WT], meta[L.MEM_SIZE] = self.mem_offsets
         s, d, k2 = self.state_width, self.input_size, self.k2
         meta[L.ROW_START] = s
         meta[L.ROW_XS] = s + self.n_starts * s
         meta[L.ROW_YS] = meta[L.ROW_XS] + k2 * d
         meta[L.ROW_MASK] = meta[L.ROW_YS] + k2 * self.output_size
         meta[L.ROW_SIZE] = self.row_size
-        off = 0
-        for idx, n in self.work_sizes.items():
+        offsets, meta[L.W_SIZE] = self.work_offsets
+        for idx, off in offsets.items():
             meta[idx] = off
-            off += n
-        meta[L.W_SIZE] = off

@@ -140,9 +140,8 @@ def _as_bytes(arr):
     return np.ascontiguousarray(arr).reshape(-1).view(np.uint8)
 
 
-def _digest(body, arrays, text=None):
-    """The checksum of a header ``body`` (``text``: its canonical JSON, if already made) and ``arrays``."""
-    h = hashlib.sha256((_canonical(body) if text is None else text).encode("ascii"))
+def _digest(body, arrays):
+    h = hashlib.sha256(_canonical(body).encode("ascii"))
     for name in sorted(arrays):
         h.update(_as_bytes(arrays[name]))
     return "sha256:" + h.hexdigest()
@@ -228,8 +227,8 @@ def _stage(kind, config, arrays, extra):
         else:
             label = "extra"
         raise type(exc)(f"{label} must be JSON data with finite numbers: {exc}") from None
-    body = json.loads(text)  # exactly what a reader will see (tuples -> lists...)
-    header = dict(body, checksum=_digest(body, staged, text))
+    body = json.loads(text)  # exactly what a reader will see (tuples -> lists, keys -> str...)
+    header = dict(body, checksum=_digest(body, staged))  # so hashed as a reader will hash it
     return np.array(json.dumps(header, sort_keys=True, ensure_ascii=False)), staged
 
 
@@ -239,10 +238,11 @@ def _write_members(f, text, staged):
     Written directly (zipfile's per-member machinery costs more than the data of a small
     model: 195 against 30 us), with fixed timestamps, so one state is always the same
     bytes; array data goes to ``f`` without a copy. An archive that needs zip64 records
-    (4 GiB and more) is written through zipfile instead.
+    (4 GiB and more, or 65,535 members and more) is written through zipfile instead.
     """
     members = [(name + ".npy", _npy_header(arr), arr) for name, arr in ((HEADER, text), *staged.items())]
-    if sum(len(head) + arr.nbytes + 200 for _, head, arr in members) >= _ZIP64_FROM:
+    size = 22 + sum(76 + 2 * len(fname.encode()) + len(head) + arr.nbytes for fname, head, arr in members)
+    if size >= _ZIP64_FROM or len(members) >= 0xFFFF:
         with zipfile.ZipFile(f, mode="w", compression=zipfile.ZIP_STORED) as zf:
             for fname, _, arr in members:
                 info = zipfile.ZipInfo(fname, date_time=_ZIP_TIME)
@@ -257,18 +257,32 @@ def _write_members(f, text, staged):
         name = fname.encode()
         crc = zlib.crc32(data, zlib.crc32(head))
         size = len(head) + data.nbytes
-        f.write(struct.pack("<4s5H3L2H", b"PK\x03\x04", 20, 0, 0, 0, _DOS_DATE, crc, size, size, len(name), 0))
-        f.write(name)
+        f.write(_local_header(name, crc, size))
         f.write(head)
         f.write(data)
-        central.append(
-            struct.pack("<4s6H3L5H2L", b"PK\x01\x02", 20, 20, 0, 0, 0, _DOS_DATE, crc, size, size, len(name),
-                        0, 0, 0, 0, 0o644 << 16, offset) + name
-        )
+        central.append(_central_entry(name, crc, size, offset))
         offset += 30 + len(name) + size
-    directory = b"".join(central)
-    f.write(directory)
-    f.write(struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, len(central), len(central), len(directory), offset, 0))
+    f.write(_directory(central, offset))
+
+
+def _local_header(name, crc, size):
+    """A stored member's local header (version 2.0 needed, no flags, the fixed date), with its name."""
+    return struct.pack("<4s5H3L2H", b"PK\x03\x04", 20, 0, 0, 0, _DOS_DATE, crc, size, size, len(name), 0) + name
+
+
+def _central_entry(name, crc, size, offset):
+    """The central directory's entry for a member ``_local_header`` wrote at ``offset`` (made on
+    Unix, mode 0644, as zipfile writes it)."""
+    return struct.pack(
+        "<4s6H3L5H2L", b"PK\x01\x02", (3 << 8) | 20, 20, 0, 0, 0, _DOS_DATE, crc, size, size, len(name),
+        0, 0, 0, 0, 0o644 << 16, offset,
+    ) + name
+
+
+def _directory(central, offset):
+    """The central directory of ``central`` entries starting at ``offset``, and its end record."""
+    entries = b"".join(central)
+    return entries + struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, len(central), len(central), len(entries), offset, 0)
 
 
 def _npy_header(arr):
@@ -346,7 +360,7 @@ def loads(data, kind=None, what="checkpoint bytes"):
     does a file; errors name the value ``what``."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError(f"{what} must be bytes, got {type(data).__name__}")
-    data = bytes(data)
+    data = bytes(data)  # (no copy when it is bytes already)
     members = _read_plain(data)
     if members is None:  # not laid out as written here: the general reader decides
         return _read_file(io.BytesIO(data), what, kind)
@@ -358,55 +372,51 @@ def loads(data, kind=None, what="checkpoint bytes"):
 
 
 def _read_plain(data):
-    """``{name: array}`` of an archive laid out as ``_write_members`` writes it (members
-    stored, CRCs right, the central directory right after the last member, every member
-    a C-order ``.npy`` of an allowed dtype), or None for anything else."""
-    arrays = {}
+    """``{name: array}`` of an archive laid out exactly as ``_write_members`` writes it
+    (members stored, CRCs right, the central directory and its end record byte for byte
+    those the writer would make, every member a C-order ``.npy`` of an allowed dtype), or
+    None for anything else (the general reader then decides)."""
+    view = memoryview(data)
+    arrays, central = {}, []
     pos = 0
     while data[pos : pos + 4] == b"PK\x03\x04" and pos + 30 <= len(data):
-        _, _, flags, method, _, _, crc, csize, usize, nlen, xlen = struct.unpack_from("<4s5H3L2H", data, pos)
-        start = pos + 30 + nlen + xlen
-        body = data[start : start + csize]
-        name = data[pos + 30 : pos + 30 + nlen]
-        if flags or method or csize != usize or len(body) != csize or not name.endswith(b".npy"):
+        crc, size, _, nlen, _ = struct.unpack_from("<3L2H", data, pos + 14)
+        name = bytes(view[pos + 30 : pos + 30 + nlen])
+        start = pos + 30 + nlen
+        body = view[start : start + size]
+        if data[pos : start] != _local_header(name, crc, size) or len(body) != size or zlib.crc32(body) != crc:
             return None
-        if zlib.crc32(body) != crc:
+        if not name.endswith(b".npy") or not name.isascii():
             return None
         arr = _npy_array(body)
-        try:
-            key = name[:-4].decode("ascii")
-        except UnicodeDecodeError:
-            return None
+        key = name[:-4].decode("ascii")
         if arr is None or key in arrays:
             return None
         arrays[key] = arr
-        pos = start + csize
-    end = len(data) - 22
-    if end < pos or data[end : end + 4] != b"PK\x05\x06" or data[pos : pos + 4] != b"PK\x01\x02":
-        return None
-    _, _, _, n_here, n_total, _, cd_offset, comment = struct.unpack_from("<4s4H2LH", data, end)
-    if n_here != len(arrays) or n_total != len(arrays) or cd_offset != pos or comment or HEADER not in arrays:
+        central.append(_central_entry(name, crc, size, pos))
+        pos = start + size
+    if HEADER not in arrays or data[pos:] != _directory(central, pos):
         return None
     return arrays
 
 
 def _npy_array(body):
-    """The array in ``.npy`` bytes, or None unless it is a C-order array of an allowed dtype
-    whose data fills the rest exactly. A header seen before is looked up rather than
-    parsed again (numpy parses it with ``ast.literal_eval``, the slow part)."""
-    if body[:8] != b"\x93NUMPY\x01\x00" or len(body) < 10:
+    """The array in ``.npy`` bytes (a memoryview), or None unless it is a C-order array of
+    an allowed dtype whose data fills the rest exactly. A header seen before is looked up
+    rather than parsed again (numpy parses it with ``ast.literal_eval``, the slow part)."""
+    if len(body) < 10 or body[:8] != b"\x93NUMPY\x01\x00":
         return None
-    head = body[: 10 + struct.unpack_from("<H", body, 8)[0]]
+    head = bytes(body[: 10 + struct.unpack_from("<H", body, 8)[0]])
     meta = _NPY_READ.get(head)
     if meta is None:
         try:
             shape, fortran, dtype = np.lib.format.read_array_header_1_0(io.BytesIO(head[8:]))
         except (ValueError, OSError, EOFError, SyntaxError):
             return None
-        if fortran or _check_dtype(dtype):
+        if fortran or _check_dtype(dtype) or any(n < 0 for n in shape):
             return None
         meta = (dtype, shape)
-        if len(_NPY_READ) < 4096:
+        if len(head) <= 256 and len(_NPY_READ) < 1024:  # headers of our arrays are ~128 bytes
             _NPY_READ[head] = meta
     dtype, shape = meta
     count = math.prod(shape)
@@ -791,7 +801,7 @@ def restore_engine(model, arrays, where, prefix=""):
         or np.any(arrays["counts"] < 0)
     ):
         raise CheckpointError(f"{where}: counters out of range in '{prefix}meta' or '{prefix}counts'")
-    n_live = int(model._meta[L.P]) * (1 + int(model._meta[L.N_MOM]))
+    n_live = int(model._meta[L.OFF_MOM]) + int(model._meta[L.P]) * int(model._meta[L.N_MOM])
     if not np.all(np.isfinite(arrays["mem"][:n_live])):
         raise CheckpointError(f"{where}: non-finite parameters or optimizer moments in '{prefix}mem'")
     if not np.all(np.isfinite(arrays["slab"])):

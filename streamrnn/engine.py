@@ -61,6 +61,23 @@ def _entry(kernel, dtype, args):
     return fn
 
 
+def _own_arrays(obj):
+    """After unpickling: make every array attribute of ``obj`` writable and C-contiguous
+    (pickle protocol 5 can hand back read-only out-of-band buffers, which the kernels must
+    never write through), ``_mem`` 64-byte aligned again (unpickled arrays lose the
+    alignment of ``cells.aligned_zeros``; ``_work`` is allocated anew), and the model dtype
+    numpy's own dtype object (the fast path of ``predict``/``learn`` compares dtypes by
+    identity)."""
+    for name, value in list(obj.__dict__.items()):
+        if isinstance(value, np.ndarray):
+            f = value.flags
+            if not (f.writeable and f.c_contiguous) or (name == "_mem" and not cells.is_aligned(value)):
+                own = cells.aligned_zeros(value.shape, value.dtype)
+                own[...] = value
+                setattr(obj, name, own)
+    obj._np_dtype = np.dtype(obj.dtype)
+
+
 def _norm(v):
     """L2 norm without overflow for huge entries."""
     v = np.asarray(v, dtype=np.float64)
@@ -284,13 +301,13 @@ class StreamRNN:
         f[L.CLIP] = 0.0 if self.clip is None else self.clip
         f[L.EMA] = self.ema
         f[L.FMAX] = float(np.finfo(self._np_dtype).max)
-        self._mem = np.zeros(lay.mem_size, dtype=self._np_dtype)
+        self._mem = cells.aligned_zeros(lay.mem_size, self._np_dtype)
         self._slab = np.zeros((n_streams, lay.row_size), dtype=self._np_dtype)
         self._counts = np.zeros((n_streams, 1), dtype=np.int64)
         self._alloc_work()
 
     def _alloc_work(self):
-        self._work = np.zeros(self._layout.work_size, dtype=self._np_dtype)
+        self._work = cells.aligned_zeros(self._layout.work_size, self._np_dtype)
         self._iwork = np.zeros(L.IWORK_SIZE, dtype=np.int64)
         self._iwork[L.CACHE_SLOT] = -1
         self._iwork[L.WIN_SLOT] = -1
@@ -328,7 +345,7 @@ class StreamRNN:
         lay.fill_meta(meta, self.loss, self.nesterov, self.centered)
         old_sl = cells.param_slices(cell, d_old, h, o_old)
         new_sl = cells.param_slices(cell, d_new, h, o_new)
-        mem = np.zeros(lay.mem_size, dtype=self._np_dtype)
+        mem = cells.aligned_zeros(lay.mem_size, self._np_dtype)
         old_meta = self._meta
         # params, each moment vector and the gradient share the parameter layout
         starts = [(0, 0)]
@@ -367,6 +384,7 @@ class StreamRNN:
 
     def __setstate__(self, state):
         self.__dict__.update(state)
+        _own_arrays(self)
         self._alloc_work()
 
     # ------------------------------------------------------------------ checkpoints

@@ -10,9 +10,9 @@ import numbers
 
 import numpy as np
 
-from . import checkpoint
+from . import cells, checkpoint
 from .checkpoint import CheckpointError
-from .engine import StreamRNN, _check_choice, _check_int
+from .engine import StreamRNN, _check_choice, _check_int, _own_arrays
 from .kernels import keymap as KM
 from .kernels import layout as L
 from .kernels.keyed import keyed_predict, keyed_run_rows, keyed_step
@@ -116,11 +116,12 @@ class KeyedStreamRNN:
     For GRU, H=32, D=8, O=1, k1=k2=16, float32 that is 896 + 8 + 32 + 16 = 952 bytes per
     key at capacity 2**20 (``bytes_per_key``). ``shared=False`` adds each key's model::
 
-        b * (P * (n_moments + 2) + G*H*(D+H)) + 8 * (META_SIZE + F_LAGS + 2 * k2 + 4 * history)
+        b * (P * (n_moments + 2) + G*H*(D+H) + pad) + 8 * (META_SIZE + F_LAGS + 2 * k2 + 4 * history)
 
-    (P parameters; n_moments 1 for sgd, 2 adam, 3 rmsprop; G gates; META_SIZE and F_LAGS
-    from ``kernels.layout``, 49 and 17 today): at the same sizes with adam that is
-    80,400 + 784 bytes, about 82 KB per key (P = 4,065).
+    (P parameters; n_moments 1 for sgd, 2 adam, 3 rmsprop; G gates; pad < 64 elements that
+    align the regions (``cells.Layout.mem_offsets``); META_SIZE and F_LAGS from
+    ``kernels.layout``, 49 and 19 today): at the same sizes with adam that is 80,576 + 800
+    bytes, about 81 KB per key (P = 4,065).
 
     Examples
     --------
@@ -200,7 +201,7 @@ class KeyedStreamRNN:
             self._init_meta, self._init_fmeta, self._init_mem = proto._meta, proto._fmeta, proto._mem
             self._meta = np.zeros((cap, proto._meta.size), dtype=np.int64)
             self._fmeta = np.zeros((cap, proto._fmeta.size), dtype=np.float64)
-            self._mem = np.zeros((cap, proto._mem.size), dtype=self._np_dtype)
+            self._mem = cells.aligned_zeros((cap, proto._mem.size), self._np_dtype)
         self._slab = np.zeros((cap, lay.row_size), dtype=self._np_dtype)
         self._counts = np.zeros((cap, 1), dtype=np.int64)
         self._kmeta, self._table, self._slots = KM.new_keymap(cap, self.ttl, self.shared)
@@ -240,6 +241,7 @@ class KeyedStreamRNN:
 
     def __setstate__(self, state):
         self.__dict__.update(state)
+        _own_arrays(self)
         self._alloc_work()
 
     _as_vector = StreamRNN._as_vector

@@ -52,6 +52,7 @@ import json
 import numpy as np
 
 from . import checkpoint
+from .cells import aligned_zeros
 from .checkpoint import CheckpointError
 from .engine import StreamRNN
 from .health import HealthMonitor
@@ -79,8 +80,10 @@ def _fresh(config):
         if len(_TEMPLATES) < 64:
             _TEMPLATES[key] = template
     model = copy.copy(template)  # new scratch arrays (__setstate__); state arrays still shared
-    for name in checkpoint.ENGINE_ARRAYS:
-        setattr(model, "_" + name, getattr(template, "_" + name).copy())
+    model._meta, model._fmeta = template._meta.copy(), template._fmeta.copy()  # restore_engine checks against these
+    for name in ("_mem", "_slab", "_counts"):  # restore_engine fills these
+        ref = getattr(template, name)
+        setattr(model, name, aligned_zeros(ref.shape, ref.dtype))
     if model._health is not None:
         model._health = HealthMonitor()
     return model

@@ -320,6 +320,30 @@ def test_bench_prints_the_table(dtype):
         assert cells[1] == "-"
 
 
+def test_bench_runs_both_sides_in_the_chosen_dtype(monkeypatch):
+    from streamrnn import bench, engine
+
+    torch = pytest.importorskip("torch")
+    ours, theirs = [], []
+
+    class Spy(engine.StreamRNN):
+        def __init__(self, **kw):
+            ours.append(kw["dtype"])
+            super().__init__(**kw)
+
+    real_gru = torch.nn.GRU
+
+    def gru(*args, **kw):
+        theirs.append(kw["dtype"])
+        return real_gru(*args, **kw)
+
+    monkeypatch.setattr(engine, "StreamRNN", Spy)
+    monkeypatch.setattr(torch.nn, "GRU", gru)
+    row = bench.measure("gru", hidden_size=4, input_size=2, k=4, steps=40, torch_steps=20, dtype="float32")
+    assert set(ours) == {"float32"} and theirs == [torch.float32, torch.float32]
+    assert row["run"] > 0 and row["torch"]["per-sample"] > 0
+
+
 # ------------------------------------------------------------------------- checkpoints
 def jsonl_keyed(n, seed=0):
     """JSON Lines: two interleaved keys, a label that depends on the key's previous input."""

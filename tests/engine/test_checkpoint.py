@@ -2,6 +2,7 @@
 
 import copy
 import io
+import pickle
 import json
 import os
 import pathlib
@@ -583,3 +584,42 @@ def test_compressed_or_oversized_members_are_refused(saved):
     huge[entry + 20 : entry + 28] = np.array([2**31, 2**31], "<u4").tobytes()
     with pytest.raises(sr.CheckpointError, match="'mem.npy' is compressed or its sizes"):
         checkpoint.read(io.BytesIO(bytes(huge)))
+
+
+def test_negative_dimensions_and_many_members(saved):
+    """An .npy header with negative dimensions is refused by both readers; 65,535 members
+    and more go through zip64 records and read back."""
+    m, _, data = saved
+    arrays = dict(checkpoint.read(io.BytesIO(data)).arrays)
+    crafted = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(data)) as src, zipfile.ZipFile(crafted, "w") as dst:
+        for info in src.infolist():
+            blob = src.read(info)
+            if info.filename == "counts.npy":
+                blob = blob.replace(b"'shape': (1, 1)", b"'shape': (-1, -1)")
+            dst.writestr(info.filename, blob)
+    for read in (lambda b: checkpoint.loads(b), lambda b: checkpoint.read(io.BytesIO(b))):
+        with pytest.raises(sr.CheckpointError):
+            read(crafted.getvalue())
+    many = {f"a{i}": np.full(1, i) for i in range(0xFFFF)}
+    back = checkpoint.loads(checkpoint.dumps("Many", {}, dict(many, **arrays)))
+    assert len(back.arrays) == 0xFFFF + len(arrays) and back.arrays["a65534"][0] == 65534
+
+
+def test_unpickled_read_only_buffers_are_never_written(saved):
+    """Pickle protocol 5 can hand arrays back as read-only views of the caller's buffers:
+    the model takes copies, so learning never writes into them."""
+    m, _, _ = saved
+    for model in (m, sr.KeyedStreamRNN(cell="gru", input_size=m.input_size, hidden_size=2, k1=2, capacity=2)):
+        buffers = []
+        payload = pickle.dumps(model, protocol=5, buffer_callback=buffers.append)
+        frozen = [bytes(b.raw()) for b in buffers]  # immutable: numpy views of them are read-only
+        expected = [bytes(bytearray(b)) for b in frozen]  # separate copies of their contents
+        twin = pickle.loads(payload, buffers=[pickle.PickleBuffer(b) for b in frozen])
+        x, y = np.ones(m.input_size), np.ones(m.output_size)
+        for _ in range(5):
+            twin.predict(x) if model is m else twin.predict("k", x)
+            twin.learn(x, y) if model is m else twin.learn("k", x, y)
+        assert frozen == expected
+        steps = (twin.steps - model.steps) if model is m else twin.diagnostics()["steps"]
+        assert steps == 5

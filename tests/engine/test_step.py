@@ -73,6 +73,7 @@ def test_state_bytes_are_the_checkpoint_bytes(rng, tmp_path):
     for rec in records(rng, T=11):
         s, _ = S.step(s, rec)
     m = S.decode(s)
+    assert checkpoint._read_plain(s) is not None  # the fast reader took it
     assert m.save(tmp_path / "m.npz").read_bytes() == s
     loaded = sr.StreamRNN.load(io.BytesIO(s))
     assert_same_arrays(snapshot(loaded), snapshot(m))
@@ -218,6 +219,7 @@ def test_every_single_byte_corruption_is_rejected_or_harmless(rng):
         except ValueError:
             continue
         assert_same_arrays(snapshot(m), ref)
+        assert sr.StreamRNN.load(io.BytesIO(bad)) is not None  # what decodes also loads from a file
         harmless += 1
     assert harmless < len(s) // 4
 

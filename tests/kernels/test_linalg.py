@@ -21,14 +21,16 @@ def test_transpose_into(rows, cols, dtype):
     np.testing.assert_array_equal(wt.reshape(cols, rows), w.reshape(rows, cols).T)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("pad", [0, 2])
 @pytest.mark.parametrize("n", [0, 1, 3, 4, 5, 8, 16, 17])
 @pytest.mark.parametrize("rows, cols", SHAPES)
-def test_gemm_tn_add_adds_outer_products_in_order(rows, cols, n):
+def test_gemm_tn_add_adds_outer_products_in_order(rows, cols, n, pad, dtype):
     rng = np.random.default_rng(rows + 7 * cols + 31 * n)
-    a_stride, b_stride = rows + 2, cols + 1  # padded rows: the kernel must honour the strides
-    a = rng.normal(size=(n + 1) * a_stride)
-    b = rng.normal(size=(n + 1) * b_stride)
-    dw = rng.normal(size=rows * cols)
+    a_stride, b_stride = rows + pad, cols + pad // 2  # padded rows too: the kernel must honour the strides
+    a = rng.normal(size=(n + 1) * a_stride).astype(dtype)
+    b = rng.normal(size=(n + 1) * b_stride).astype(dtype)
+    dw = rng.normal(size=rows * cols).astype(dtype)
     expected = dw.reshape(rows, cols).copy()
     for t in range(n):
         expected += np.outer(a[t * a_stride : t * a_stride + rows], b[t * b_stride : t * b_stride + cols])
@@ -36,19 +38,20 @@ def test_gemm_tn_add_adds_outer_products_in_order(rows, cols, n):
     np.testing.assert_array_equal(dw.reshape(rows, cols), expected)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("rows, cols", SHAPES)
-def test_gemv_both_layouts_add_in_order(rows, cols):
+def test_gemv_both_layouts_add_in_order(rows, cols, dtype):
     rng = np.random.default_rng(rows * 3 + cols)
-    W = rng.normal(size=(rows, cols))
-    x = rng.normal(size=cols)
-    v = rng.normal(size=rows)
-    out = rng.normal(size=rows)
+    W = rng.normal(size=(rows, cols)).astype(dtype)
+    x = rng.normal(size=cols).astype(dtype)
+    v = rng.normal(size=rows).astype(dtype)
+    out = rng.normal(size=rows).astype(dtype)
     expected = out.copy()
     for c in range(cols):
         expected += W[:, c] * x[c]
     gemv_colmajor_add(np.ascontiguousarray(W.T).ravel(), rows, cols, x, out)
     np.testing.assert_array_equal(out, expected)
-    out_t = rng.normal(size=cols)
+    out_t = rng.normal(size=cols).astype(dtype)
     expected_t = out_t.copy()
     for r in range(rows):
         expected_t += W[r] * v[r]
