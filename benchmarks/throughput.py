@@ -4,7 +4,8 @@ The measurement and the table live in ``streamrnn.bench`` (also ``streamrnn benc
 see its docstring for what each column runs.
 
 Usage: python benchmarks/throughput.py [--cell gru] [--hidden 64] [--input 8] [--k 16]
-       [--steps 20000] [--torch-steps 3000] [--all] [--no-torch]
+       [--steps 20000] [--torch-steps 3000] [--all] [--no-torch] [--dtype float64|float32]
+       [--repeat N]
 """
 
 import argparse

@@ -21,6 +21,10 @@ Examples
 >>> X, Y = bench.make_stream(5, 2)
 >>> X.shape, Y.shape, bool((Y[:-1, 0] == X[1:, 0]).all())
 ((5, 2), (5, 1), True)
+>>> rows = [{"cell": "gru", "loop": v, "run": 2 * v, "torch": {"per-sample": v / 20, "chunked": v / 10}}
+...         for v in (3.0e4, 1.0e5, 4.0e4)]
+>>> bench.median_row(rows)["loop"], bench.median_row(rows)["torch"]["per-sample"]
+(40000.0, 2000.0)
 >>> print(bench.format_row({"cell": "gru", "loop": 61234.5, "run": 420000.0,
 ...                         "torch": {"per-sample": 3000.0, "chunked": 9000.0}}))
 | gru | 3,000 (1x) | 9,000 (3.0x) | 61,234 (20x) | 420,000 (140x) |
@@ -107,6 +111,18 @@ def measure(cell, hidden_size=64, input_size=8, k=16, steps=20000, torch_steps=3
     return row
 
 
+def median_row(rows):
+    """One row from several measurements of the same cell: the median of every rate."""
+    med = lambda values: float(np.median(values))  # noqa: E731
+    t = [r["torch"] for r in rows]
+    return {
+        "cell": rows[0]["cell"],
+        "loop": med([r["loop"] for r in rows]),
+        "run": med([r["run"] for r in rows]),
+        "torch": None if t[0] is None else {k: med([x[k] for x in t]) for k in t[0]},
+    }
+
+
 def format_row(row):
     """A markdown table row for ``measure``'s result."""
     loop, run, t = row["loop"], row["run"], row["torch"]
@@ -134,11 +150,12 @@ def add_arguments(parser):
     parser.add_argument(
         "--dtype", default="float64", choices=("float64", "float32"), help="both sides' dtype (default: float64)"
     )
+    parser.add_argument("--repeat", type=int, default=1, help="measure N times, print the medians (default: 1)")
 
 
 def run(args, out=print):
     """Print the table for parsed ``args``; return the rows."""
-    for name in ("hidden", "input", "k", "steps", "torch_steps"):
+    for name in ("hidden", "input", "k", "steps", "torch_steps", "repeat"):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
     torch = not args.no_torch and have_torch()
@@ -146,14 +163,15 @@ def run(args, out=print):
         out("torch is not installed (pip install torch): only the streamrnn columns are measured")
     out(
         f"H={args.hidden} D={args.input} K={args.k}, SGD, {args.dtype}, one thread; "
-        "samples/s (ratio to torch per-sample)"
+        "samples/s (ratio to torch per-sample)" + (f", medians of {args.repeat} runs" if args.repeat > 1 else "")
     )
     out(HEADER)
     rows = []
     for cell in CELLS if args.all else (args.cell,):
-        row = measure(
-            cell, args.hidden, args.input, args.k, args.steps, args.torch_steps, torch=torch, dtype=args.dtype
-        )
+        row = median_row([
+            measure(cell, args.hidden, args.input, args.k, args.steps, args.torch_steps, torch=torch, dtype=args.dtype)
+            for _ in range(args.repeat)
+        ])
         out(format_row(row))
         rows.append(row)
     return rows
