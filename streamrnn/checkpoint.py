@@ -12,7 +12,7 @@ A zip archive of uncompressed ``.npy`` members, so ``numpy.load(path,
 allow_pickle=False)`` opens it:
 
 ``__header__.npy``
-    a 0-d unicode array holding one JSON object (``print(np.load(path)["__header__"])``
+    a 0-d unicode array holding one JSON object (``print(np.load(path, allow_pickle=False)["__header__"])``
     shows it)::
 
         {"format": "streamrnn-checkpoint", "format_version": 1,
