@@ -244,11 +244,12 @@ def _write_members(f, text, staged):
     size = 22 + sum(76 + 2 * len(fname.encode()) + len(head) + arr.nbytes for fname, head, arr in members)
     if size >= _ZIP64_FROM or len(members) >= 0xFFFF:
         with zipfile.ZipFile(f, mode="w", compression=zipfile.ZIP_STORED) as zf:
-            for fname, _, arr in members:
+            for fname, head, arr in members:
                 info = zipfile.ZipInfo(fname, date_time=_ZIP_TIME)
                 info.external_attr = 0o644 << 16
                 with zf.open(info, mode="w", force_zip64=True) as out:
-                    np.lib.format.write_array(out, arr, allow_pickle=False)
+                    out.write(head)  # the same member bytes as below
+                    out.write(_as_bytes(arr))
         return
     central = []
     offset = 0

@@ -92,11 +92,7 @@ def _fresh(config):
 def _loads(data):
     """The model whose state is ``data``; CheckpointError (a ValueError) if anything does not fit."""
     ck = checkpoint.loads(data, kind=KIND, what="state")
-    unexpected = sorted(set(ck.arrays) - set(checkpoint.ENGINE_ARRAYS))
-    if unexpected:
-        raise CheckpointError(f"state: unexpected arrays {unexpected}")
-    model = _fresh(ck.config)
-    return checkpoint.restore_engine(model, ck.arrays, "state")
+    return _fresh(ck.config)._restore(ck, "state")
 
 
 def _dump_row(model):

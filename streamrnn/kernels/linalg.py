@@ -20,6 +20,16 @@ from .._config import jit
 
 
 @jit
+def _add4(acc, u0, x0, u1, x1, u2, x2, u3, x3):
+    """``acc + u0 x0 + u1 x1 + u2 x2 + u3 x3``, added left to right (the one order every
+    blocked loop here uses, so blocking never changes a result)."""
+    acc = acc + u0 * x0
+    acc = acc + u1 * x1
+    acc = acc + u2 * x2
+    return acc + u3 * x3
+
+
+@jit
 def gemv_colmajor_add(wt, rows, cols, x, out):
     """Add ``W @ x`` to ``out``, reading ``W`` from its column-major copy.
 
@@ -38,10 +48,7 @@ def gemv_colmajor_add(wt, rows, cols, x, out):
         w2 = wt[(c + 2) * rows : (c + 3) * rows]
         w3 = wt[(c + 3) * rows : (c + 4) * rows]
         for r in range(rows):
-            acc = out[r] + w0[r] * x0
-            acc = acc + w1[r] * x1
-            acc = acc + w2[r] * x2
-            out[r] = acc + w3[r] * x3
+            out[r] = _add4(out[r], w0[r], x0, w1[r], x1, w2[r], x2, w3[r], x3)
         c += 4
     while c < cols:
         xc = x[c]
@@ -70,10 +77,7 @@ def gemv_rowmajor_t_add(w, rows, cols, v, out):
         w2 = w[(r + 2) * cols : (r + 3) * cols]
         w3 = w[(r + 3) * cols : (r + 4) * cols]
         for c in range(cols):
-            acc = out[c] + w0[c] * v0
-            acc = acc + w1[c] * v1
-            acc = acc + w2[c] * v2
-            out[c] = acc + w3[c] * v3
+            out[c] = _add4(out[c], w0[c], v0, w1[c], v1, w2[c], v2, w3[c], v3)
         r += 4
     while r < rows:
         vr = v[r]
@@ -120,22 +124,10 @@ def gemm_tn_add(dw, rows, cols, a, a_stride, b, b_stride, n):
                 x1 = b1[c]
                 x2 = b2[c]
                 x3 = b3[c]
-                acc = d0[c] + u00 * x0
-                acc = acc + u01 * x1
-                acc = acc + u02 * x2
-                d0[c] = acc + u03 * x3
-                acc = d1[c] + u10 * x0
-                acc = acc + u11 * x1
-                acc = acc + u12 * x2
-                d1[c] = acc + u13 * x3
-                acc = d2[c] + u20 * x0
-                acc = acc + u21 * x1
-                acc = acc + u22 * x2
-                d2[c] = acc + u23 * x3
-                acc = d3[c] + u30 * x0
-                acc = acc + u31 * x1
-                acc = acc + u32 * x2
-                d3[c] = acc + u33 * x3
+                d0[c] = _add4(d0[c], u00, x0, u01, x1, u02, x2, u03, x3)
+                d1[c] = _add4(d1[c], u10, x0, u11, x1, u12, x2, u13, x3)
+                d2[c] = _add4(d2[c], u20, x0, u21, x1, u22, x2, u23, x3)
+                d3[c] = _add4(d3[c], u30, x0, u31, x1, u32, x2, u33, x3)
         for t in range(n4, n):
             b0 = b[t * b_stride : t * b_stride + cols]
             for q in range(4):
