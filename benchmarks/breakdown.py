@@ -60,9 +60,9 @@ def _weight_grads(n, meta, mem, work, t_w):
 
 
 @numba.njit
-def _finish(n, meta, fmeta, mem, t_w):
+def _finish(n, meta, fmeta, mem, iwork, t_w):
     for _ in range(n):
-        T.finish_update(meta, fmeta, mem, 0.5, 0.5, t_w)
+        T.finish_update(meta, fmeta, mem, iwork, 0.5, 0.5, t_w)
 
 
 def best_of(fn, *args, n=2000, rounds=5):
@@ -112,7 +112,7 @@ def main(argv=None):
                                         ds[:s_w], g1[:gh], g2[:gh]))
     row("  of which the W_hh^T matvec", best_of(_matvec_t, w_hh, gh, h, g1[:gh], ds[:h], n=20000))
     row(f"window weight gradients (/{k})", best_of(_weight_grads, meta, mem, work, k), per=k)
-    row(f"optimizer, W^T refresh, norms (/{k})", best_of(_finish, meta, fmeta, mem, k), per=k)
+    row(f"optimizer, W^T refresh, norms (/{k})", best_of(_finish, meta, fmeta, mem, m._iwork, k), per=k)
 
     def per_sample(f, n=len(X)):
         best = float("inf")

@@ -186,6 +186,7 @@ class Layout:
             L.W_XW: k2 * self.input_size,
             L.W_DGI: gh * k2,
             L.W_DGH: gh * k2 if self.cell == "gru" else 0,  # the others reuse W_DGI
+            L.W_TGI: self.input_size * gh,
         }
 
     @property

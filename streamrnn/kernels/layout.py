@@ -92,7 +92,8 @@ N_NO_TARGET = 45  # boundaries with no target among the last k1 steps
 W_XW = 46  # (K2, D) the window's inputs, in time order
 W_DGI = 47  # (K2, G*H) gradients of the input pre-activations, one row per step
 W_DGH = 48  # (K2, G*H) gradients of the hidden pre-activations (GRU; others reuse W_DGI)
-META_SIZE = 49
+W_TGI = 49  # (D, G*H) the window's input-weight gradient, transposed (built, then copied)
+META_SIZE = 50
 
 # ---- fmeta (float64): hyper-parameters ----
 LR = 0
@@ -129,7 +130,11 @@ ERR_CODE = 3
 WIN_SLOT = 4
 WIN_LEN = 5
 WIN_VERSION = 6
-IWORK_SIZE = 7
+# partial sums of ``linalg.sum_squares`` (float64 bits in int64 slots: read through
+# ``lanes(iwork)``); their number fixes the order of every norm the kernels take
+LANES = 7
+N_LANES = 32
+IWORK_SIZE = LANES + N_LANES
 
 
 def fmeta_size(k2, hist):

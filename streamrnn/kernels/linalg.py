@@ -16,6 +16,8 @@ from vectorising the loop (measured: 3x slower).
 
 import math
 
+import numpy as np
+
 from .._config import jit
 
 
@@ -199,32 +201,48 @@ def transpose_into(w, rows, cols, wt):
 
 
 @jit
-def sum_squares(v, n):
-    """Return ``sum(v[:n]**2)`` in float64.
+def sum_squares(v, n, lanes):
+    """Return ``sum(v[:n]**2)`` in float64, in a fixed order that runs in SIMD.
 
-    Shapes: v (>= n,).
-    Math: four interleaved partial sums (i mod 4), added as (s0 + s1) + (s2 + s3) and
-    then the tail; a fixed order, so the result is reproducible.
+    Shapes: v (>= n,); lanes (L,) float64 scratch, L >= 1 (the caller's choice of L
+    fixes the order).
+    Math: v[:L*m] is read as m rows of L; lane l sums the squares of column l down the
+    rows, four rows per pass (the loop over the lanes is elementwise, so it vectorises
+    without reassociation: a running sum in one variable cannot, and numba does not
+    vectorise straight-line code); then the lanes are added in order 0, 1, ..., then
+    the tail v[L*m:n] in order. The same inputs give the same bits on every run.
+    Each square is taken in float64 (numba's ``float()`` keeps a float32 a float32).
+    Writes: lanes.
     """
-    s0 = 0.0
-    s1 = 0.0
-    s2 = 0.0
-    s3 = 0.0
-    m = n // 4
-    for j in range(m):
-        q = v[4 * j : 4 * j + 4]
-        a0 = float(q[0])
-        a1 = float(q[1])
-        a2 = float(q[2])
-        a3 = float(q[3])
-        s0 += a0 * a0
-        s1 += a1 * a1
-        s2 += a2 * a2
-        s3 += a3 * a3
-    s = (s0 + s1) + (s2 + s3)
-    tail = v[4 * m : n]
-    for i in range(n - 4 * m):
-        a = float(tail[i])
+    width = lanes.shape[0]
+    rows = n // width
+    for c in range(width):
+        lanes[c] = 0.0
+    r = 0
+    while r + 4 <= rows:
+        q0 = v[r * width : (r + 1) * width]
+        q1 = v[(r + 1) * width : (r + 2) * width]
+        q2 = v[(r + 2) * width : (r + 3) * width]
+        q3 = v[(r + 3) * width : (r + 4) * width]
+        for c in range(width):
+            a0 = np.float64(q0[c])
+            a1 = np.float64(q1[c])
+            a2 = np.float64(q2[c])
+            a3 = np.float64(q3[c])
+            lanes[c] = _add4(lanes[c], a0, a0, a1, a1, a2, a2, a3, a3)
+        r += 4
+    while r < rows:
+        q0 = v[r * width : (r + 1) * width]
+        for c in range(width):
+            a0 = np.float64(q0[c])
+            lanes[c] = lanes[c] + a0 * a0
+        r += 1
+    s = 0.0
+    for c in range(width):
+        s += lanes[c]
+    tail = v[rows * width : n]
+    for i in range(n - rows * width):
+        a = np.float64(tail[i])
         s += a * a
     return s
 

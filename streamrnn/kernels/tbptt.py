@@ -16,6 +16,8 @@ stream's carried state is the one computed as samples arrived.
 
 import math
 
+import numpy as np
+
 from .._config import jit
 from . import layout as L
 from .elman import elman_backward_step, elman_forward_step
@@ -37,6 +39,12 @@ def readout_offset(meta):
     """Offset of ``readout.weight`` in the flat parameter vector."""
     gh = meta[L.G] * meta[L.H]
     return gh * (meta[L.D] + meta[L.H]) + 2 * gh
+
+
+@jit
+def lanes(iwork):
+    """The float64 scratch of ``sum_squares``: iwork's LANES slots, read as float64."""
+    return iwork[L.LANES : L.LANES + L.N_LANES].view(np.float64)
 
 
 @jit
@@ -90,11 +98,14 @@ def cell_backward(meta, mem, s, s_next, act, ds_next, ds, dgi, dgh):
 def accumulate_weight_grads(meta, mem, work, t_w):
     """Weight and bias gradients of the cell from the whole window at once.
 
-    Shapes: work holds DGI, DGH (K2, G*H) (one row per step), XW (K2, D) and the window
-    states (K2 + 1, S).
-    Math: dW_ih += DGI^T XW;  dW_hh += DGH^T [h_0 .. h_{T-1}];  db_ih += DGI^T 1;
-          db_hh += DGH^T 1.
-    Writes: the gradient in mem.
+    Shapes: work holds DGI, DGH (K2, G*H) (one row per step), XW (K2, D), the window
+    states (K2 + 1, S) and TGI (D, G*H) scratch.
+    Math: dW_ih = (XW^T DGI)^T;  dW_hh += DGH^T [h_0 .. h_{T-1}];  db_ih += DGI^T 1;
+          db_hh += DGH^T 1. dW_ih is built transposed in TGI and then copied: its rows
+          are only D wide, too short for the column loop of ``gemm_tn_add`` to run in
+          SIMD (measured 0.37 -> 0.05 us per sample at D=8, H=64); every entry is the
+          same sum in the same order either way.
+    Writes: the gradient in mem (dW_ih overwritten, the rest accumulated); TGI.
     """
     d = meta[L.D]
     h = meta[L.H]
@@ -108,7 +119,11 @@ def accumulate_weight_grads(meta, mem, work, t_w):
     o_hh = g0 + gh_w * d
     o_bih = o_hh + gh_w * h
     o_bhh = o_bih + gh_w
-    gemm_tn_add(mem[g0:o_hh], gh_w, d, dgi, gh_w, work[meta[L.W_XW] :], d, t_w)
+    tgi = work[meta[L.W_TGI] : meta[L.W_TGI] + d * gh_w]
+    for i in range(d * gh_w):
+        tgi[i] = 0.0
+    gemm_tn_add(tgi, d, gh_w, work[meta[L.W_XW] :], d, dgi, gh_w, t_w)
+    transpose_into(tgi, d, gh_w, mem[g0:o_hh])
     gemm_tn_add(mem[o_hh:o_bih], gh_w, h, dgh, gh_w, work[meta[L.W_STATES] :], meta[L.S], t_w)
     column_sums_add(mem[o_bih:o_bhh], gh_w, dgi, gh_w, t_w)
     column_sums_add(mem[o_bhh : o_bhh + gh_w], gh_w, dgh, gh_w, t_w)
@@ -368,7 +383,7 @@ def tbptt_update(meta, fmeta, mem, row, count, work, iwork, slot):
         s_next = states[(t + 1) * s_w : (t + 2) * s_w]
         if t >= first_loss_step and row[mask0 + p] != 0.0:
             readout_backward(mem, grad, off_ro, h, o_w, s_next[:h], dlogits[t * o_w : (t + 1) * o_w], ds[:h])
-        lags[t_w - 1 - t] = math.sqrt(sum_squares(ds, h))
+        lags[t_w - 1 - t] = math.sqrt(sum_squares(ds, h, lanes(iwork)))
         cell_backward(
             meta,
             mem,
@@ -384,12 +399,12 @@ def tbptt_update(meta, fmeta, mem, row, count, work, iwork, slot):
     accumulate_weight_grads(meta, mem, work, t_w)
     for k in range(t_w, k2):
         lags[k] = 0.0
-    gnorm = math.sqrt(sum_squares(grad, n_p))
-    finish_update(meta, fmeta, mem, loss_value, gnorm, t_w)
+    gnorm = math.sqrt(sum_squares(grad, n_p, lanes(iwork)))
+    finish_update(meta, fmeta, mem, iwork, loss_value, gnorm, t_w)
 
 
 @jit
-def finish_update(meta, fmeta, mem, loss_value, gnorm, t_w):
+def finish_update(meta, fmeta, mem, iwork, loss_value, gnorm, t_w):
     """Skip a non-finite update, else clip, step the optimizer and record statistics.
 
     Writes: mem (params, moments, wt), meta counters, fmeta statistics and history.
@@ -431,7 +446,7 @@ def finish_update(meta, fmeta, mem, loss_value, gnorm, t_w):
         for k in range(t_w):
             fmeta[lag_means + k] = decay * fmeta[lag_means + k] + (1.0 - decay) * fmeta[lags + k]
     fmeta[L.PREV_WNORM] = fmeta[L.WNORM]
-    fmeta[L.WNORM] = math.sqrt(sum_squares(mem, meta[L.P]))
+    fmeta[L.WNORM] = math.sqrt(sum_squares(mem, meta[L.P], lanes(iwork)))
     meta[L.N_UPDATES] += 1
     _record(meta, fmeta, loss_value, gnorm, clipped, fmeta[L.WNORM])
 

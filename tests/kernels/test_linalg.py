@@ -7,7 +7,7 @@ bit for bit with a NumPy loop that adds the same terms in the same order.
 import numpy as np
 import pytest
 
-from streamrnn.kernels.linalg import gemm_tn_add, gemv_colmajor_add, gemv_rowmajor_t_add, transpose_into
+from streamrnn.kernels.linalg import gemm_tn_add, gemv_colmajor_add, gemv_rowmajor_t_add, sum_squares, transpose_into
 
 SHAPES = [(1, 1), (3, 5), (4, 4), (7, 9), (8, 8), (13, 3), (192, 64), (195, 13)]
 
@@ -57,3 +57,24 @@ def test_gemv_both_layouts_add_in_order(rows, cols, dtype):
         expected_t += W[r] * v[r]
     gemv_rowmajor_t_add(W.ravel(), rows, cols, v, out_t)
     np.testing.assert_array_equal(out_t, expected_t)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("width", [1, 3, 32])
+@pytest.mark.parametrize("n", [0, 1, 31, 32, 33, 127, 128, 129, 200, 14273])
+def test_sum_squares_adds_lanes_in_the_stated_order(n, width, dtype):
+    v = np.random.default_rng(n + width).normal(size=n + 5).astype(dtype) * 3.0
+    sq = v[:n].astype(np.float64) ** 2  # squares in float64, also of float32 inputs
+    rows = n // width
+    lanes = np.zeros(width)
+    for r in range(rows):  # lane c: column c of the (rows, width) view, down the rows
+        lanes += sq[r * width : (r + 1) * width]
+    expected = 0.0
+    for c in range(width):
+        expected += lanes[c]
+    for a in sq[rows * width :]:
+        expected += a
+    scratch = np.full(width, np.nan)
+    got = sum_squares(v, n, scratch)
+    assert got == expected  # bit for bit
+    assert got == pytest.approx(float(np.sum(sq)), rel=1e-13, abs=0.0)
