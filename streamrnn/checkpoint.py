@@ -95,7 +95,7 @@ from .kernels import layout as L
 from .kernels.tbptt import refresh_transposed
 
 FORMAT = "streamrnn-checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: meta gained the W_TGI work offset (META_SIZE 50)
 HEADER = "__header__"
 
 _NAME = re.compile(r"^(?!__)[A-Za-z0-9_][A-Za-z0-9_.\-]{0,199}$")

@@ -150,7 +150,7 @@ def test_checkpoint_is_a_plain_npz_with_a_json_header(tmp_path):
     with np.load(path, allow_pickle=False) as z:
         assert sorted(z.keys()) == ["__header__", "counts", "fmeta", "mem", "meta", "slab"]
         header = json.loads(str(z["__header__"]))
-    assert header["format"] == "streamrnn-checkpoint" and header["format_version"] == 1
+    assert header["format"] == "streamrnn-checkpoint" and header["format_version"] == checkpoint.FORMAT_VERSION == 2
     assert header["library_version"] == sr.__version__ and header["kind"] == "StreamRNN"
     assert header["config"] == json.loads(json.dumps(m._config()))
     assert header["checksum"].startswith("sha256:") and len(header["checksum"]) == 7 + 64
@@ -303,7 +303,7 @@ def test_changed_values_with_valid_zip_crcs_fail_the_checksum(saved, tmp_path):
         sr.StreamRNN.load(bad)
 
 
-@pytest.mark.parametrize("version", [2, 0, "1", None, True])
+@pytest.mark.parametrize("version", [1, 3, 0, "2", None, True])
 def test_unknown_format_version_is_refused(saved, tmp_path, version):
     _, _, data = saved
     bad = tmp_path / "bad.npz"
