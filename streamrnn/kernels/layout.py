@@ -17,8 +17,9 @@ arguments and pickling or checkpointing is a matter of saving arrays:
 ``counts`` (int64, shape ``(n_streams, 1)``)
     steps consumed by each stream.
 ``work`` (model dtype) and ``iwork`` (int64)
-    scratch and the predict cache. Never pickled or saved: they hold nothing that
-    is not recomputed.
+    scratch and the predict cache (``iwork`` also lends ``N_LANES`` slots, read as
+    float64, to the partial sums of the norms). Never pickled or saved: they hold
+    nothing that is not recomputed.
 
 Codes
 -----
