@@ -120,7 +120,7 @@ class KeyedStreamRNN:
 
     (P parameters; n_moments 1 for sgd, 2 adam, 3 rmsprop; G gates; pad < 64 elements that
     align the regions (``cells.Layout.mem_offsets``); META_SIZE and F_LAGS from
-    ``kernels.layout``, 49 and 19 today): at the same sizes with adam that is 80,576 + 800
+    ``kernels.layout``, 50 and 19 today): at the same sizes with adam that is 80,576 + 808
     bytes, about 81 KB per key (P = 4,065).
 
     Examples
