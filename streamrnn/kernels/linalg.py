@@ -149,6 +149,18 @@ def gemm_tn_add(dw, rows, cols, a, a_stride, b, b_stride, n):
 
 
 @jit
+def copy_into(dst, src, n):
+    """``dst[:n] = src[:n]``, without a temporary.
+
+    Callers pass slices that start where the copy starts, so the loop indexes with its
+    variable alone and vectorises (see the module docstring).
+    Writes: dst.
+    """
+    for i in range(n):
+        dst[i] = src[i]
+
+
+@jit
 def column_sums_add(out, cols, a, a_stride, n):
     """Accumulate column sums: the bias gradient of a window.
 

@@ -27,9 +27,9 @@ def readout_forward(params, off, H, O, h, logits):
     ob = off + O * H
     for o in range(O):
         acc = 0.0
-        base = off + o * H
+        w_o = params[off + o * H : off + (o + 1) * H]
         for k in range(H):
-            acc += params[base + k] * h[k]
+            acc += w_o[k] * h[k]
         logits[o] = acc + params[ob + o]
 
 
@@ -130,8 +130,9 @@ def readout_backward(params, grad, off, H, O, h, dlogits, dh):
     ob = off + O * H
     for o in range(O):
         d = dlogits[o]
-        base = off + o * H
         grad[ob + o] += d
+        g_o = grad[off + o * H : off + (o + 1) * H]
+        w_o = params[off + o * H : off + (o + 1) * H]
         for k in range(H):
-            grad[base + k] += d * h[k]
-            dh[k] += params[base + k] * d
+            g_o[k] += d * h[k]
+            dh[k] += w_o[k] * d

@@ -22,7 +22,7 @@ from .._config import jit
 from . import layout as L
 from .elman import elman_backward_step, elman_forward_step
 from .gru import gru_backward_step, gru_forward_step
-from .linalg import column_sums_add, first_nonfinite, gemm_tn_add, sum_squares, transpose_into
+from .linalg import column_sums_add, copy_into, first_nonfinite, gemm_tn_add, sum_squares, transpose_into
 from .losses import (
     head_output,
     loss_and_grad,
@@ -236,11 +236,11 @@ def learn_step(meta, fmeta, mem, slab, counts, slot, work, iwork, x, y, has_y):
     count = counts[slot, 0]
     pos = count % k2
     xo = meta[L.ROW_XS] + pos * d
-    for i in range(d):
-        row[xo + i] = x[i]
+    copy_into(row[xo : xo + d], x, d)
     yo = meta[L.ROW_YS] + pos * o_w
+    ys = row[yo : yo + o_w]
     for o in range(o_w):
-        row[yo + o] = y[o] if has_y else 0.0
+        ys[o] = y[o] if has_y else 0.0
     row[meta[L.ROW_MASK] + pos] = 1.0 if has_y else 0.0
     if k1 == k2:
         _record_window_step(meta, work, iwork, slot, count % k1, row[:s_w], cs, x)
@@ -254,8 +254,7 @@ def learn_step(meta, fmeta, mem, slab, counts, slot, work, iwork, x, y, has_y):
     if (count + k2) % k1 == 0:
         j = ((count + k2) // k1) % meta[L.M]
         so = meta[L.ROW_START] + j * s_w
-        for i in range(s_w):
-            row[so + i] = row[i]
+        copy_into(row[so : so + s_w], row, s_w)
     return L.OK
 
 
@@ -276,17 +275,12 @@ def _record_window_step(meta, work, iwork, slot, t, s, s_next, x):
     d = meta[L.D]
     states = work[meta[L.W_STATES] :]
     if t == 0:
-        for i in range(s_w):
-            states[i] = s[i]
-    for i in range(s_w):
-        states[(t + 1) * s_w + i] = s_next[i]
+        copy_into(states, s, s_w)
+    copy_into(states[(t + 1) * s_w :], s_next, s_w)
     acts = work[meta[L.W_ACTS] :]
-    ca = work[meta[L.W_CACHE_A] :]
-    for i in range(a_w):
-        acts[t * a_w + i] = ca[i]
+    copy_into(acts[t * a_w :], work[meta[L.W_CACHE_A] :], a_w)
     xw = work[meta[L.W_XW] :]
-    for i in range(d):
-        xw[t * d + i] = x[i]
+    copy_into(xw[t * d :], x, d)
     iwork[L.WIN_LEN] = t + 1
 
 
@@ -337,12 +331,10 @@ def tbptt_update(meta, fmeta, mem, row, count, work, iwork, slot):
     ys0 = meta[L.ROW_YS]
     if not recorded:
         so = meta[L.ROW_START] + ((count // k1) % meta[L.M]) * s_w
-        for i in range(s_w):
-            states[i] = row[so + i]
+        copy_into(states, row[so:], s_w)
         for t in range(t_w):
             p = (start + t) % k2
-            for i in range(d):
-                xw[t * d + i] = row[xs0 + p * d + i]
+            copy_into(xw[t * d :], row[xs0 + p * d :], d)
             cell_forward(
                 meta,
                 mem,
@@ -419,8 +411,9 @@ def finish_update(meta, fmeta, mem, iwork, loss_value, gnorm, t_w):
             coef = clip_coefficient(gnorm, clip)
             if coef < 1.0:
                 g0 = meta[L.OFF_GRAD]
+                grad = mem[g0 : g0 + meta[L.P]]
                 for i in range(meta[L.P]):
-                    mem[g0 + i] = mem[g0 + i] * coef
+                    grad[i] = grad[i] * coef
                 clipped = 1.0
         applied = optimizer_step(meta, fmeta, mem)
     if not applied:
@@ -433,18 +426,18 @@ def finish_update(meta, fmeta, mem, iwork, loss_value, gnorm, t_w):
     decay = fmeta[L.EMA]
     first = meta[L.N_UPDATES] == 0
     k2 = meta[L.K2]
-    lags = L.F_LAGS
-    lag_means = L.F_LAGS + k2
+    lags = fmeta[L.F_LAGS : L.F_LAGS + k2]
+    lag_means = fmeta[L.F_LAGS + k2 : L.F_LAGS + 2 * k2]
     if first:
         fmeta[L.EMA_LOSS] = loss_value
         fmeta[L.EMA_GNORM] = gnorm
         for k in range(t_w):
-            fmeta[lag_means + k] = fmeta[lags + k]
+            lag_means[k] = lags[k]
     else:
         fmeta[L.EMA_LOSS] = decay * fmeta[L.EMA_LOSS] + (1.0 - decay) * loss_value
         fmeta[L.EMA_GNORM] = decay * fmeta[L.EMA_GNORM] + (1.0 - decay) * gnorm
         for k in range(t_w):
-            fmeta[lag_means + k] = decay * fmeta[lag_means + k] + (1.0 - decay) * fmeta[lags + k]
+            lag_means[k] = decay * lag_means[k] + (1.0 - decay) * lags[k]
     fmeta[L.PREV_WNORM] = fmeta[L.WNORM]
     fmeta[L.WNORM] = math.sqrt(sum_squares(mem, meta[L.P], lanes(iwork)))
     meta[L.N_UPDATES] += 1
