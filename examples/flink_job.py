@@ -100,13 +100,24 @@ class FailOnceKey:
     """The key function, which also fails the job once (``--fail-after``): after N
     records of a source subtask, 300 records after the latest completed checkpoint
     (so that records processed since are replayed). Until then it paces reading at
-    1 ms a record, so that checkpoints complete early in a short job."""
+    1 ms a record, so that checkpoints complete early in a short job.
 
-    def __init__(self, key, fail_after, marker, checkpoints):
-        self.key, self.fail_after, self.marker = key, fail_after, marker
+    With ``progress`` (the raw log) it also waits until predictions made after that
+    checkpoint have reached the log: records read are not yet records processed (they
+    may sit in the buffers between operators, more so on a busy machine), and a failure
+    before any of them is processed would leave nothing to replay."""
+
+    def __init__(self, key, fail_after, marker, checkpoints, progress=None):
+        self.key, self.fail_after, self.marker, self.progress = key, fail_after, marker, progress
         self.pattern = os.path.join(checkpoints, "*", "chk-*", "_metadata")
         self.seen = 0
-        self.latest = (None, 0)  # newest completed checkpoint seen, and when
+        self.latest = (None, 0, 0)  # newest completed checkpoint seen, when, and the log's size then
+
+    def _logged(self):
+        try:
+            return os.path.getsize(self.progress) if self.progress else 0
+        except OSError:
+            return 0
 
     def __call__(self, line):
         if not os.path.exists(self.marker):
@@ -114,8 +125,9 @@ class FailOnceKey:
             time.sleep(0.001)
             newest = max(glob.glob(self.pattern), default=None, key=lambda p: int(p.split("chk-")[1].split(os.sep)[0]))
             if newest != self.latest[0]:
-                self.latest = (newest, self.seen)
-            if self.seen >= self.fail_after and newest and self.seen - self.latest[1] >= 300:
+                self.latest = (newest, self.seen, self._logged())
+            processed = self.progress is None or self._logged() - self.latest[2] >= 1000  # ~40 predictions
+            if self.seen >= self.fail_after and newest and self.seen - self.latest[1] >= 300 and processed:
                 open(self.marker, "w").close()
                 raise RuntimeError(f"injected failure after {self.seen} records")
         return self.key(line)
@@ -155,7 +167,9 @@ def build(env, args):
     marker = os.path.join(local_path(args.output), "failed-once")
     key = parse.key
     if args.fail_after:
-        key = FailOnceKey(parse.key, args.fail_after, marker, os.path.abspath(local_path(args.checkpoints)))
+        key = FailOnceKey(
+            parse.key, args.fail_after, marker, os.path.abspath(local_path(args.checkpoints)), args.raw_log
+        )
     predictions = srf.predict(
         lines,
         CONFIG,

@@ -24,6 +24,9 @@ import numpy as np
 from .kernels import layout as L
 
 ALIGN = 16  # elements: 64 bytes in float32, two cache lines in float64
+# meta entries added since streamrnn 0.1.0 (checkpoint format 1), all at the end of meta
+META_ADDED = (L.W_TGI,)
+assert META_ADDED == tuple(range(L.META_SIZE - len(META_ADDED), L.META_SIZE))
 _ALIGN_BYTES = 64
 
 
@@ -201,6 +204,34 @@ class Layout:
     @property
     def work_size(self):
         return self.work_offsets[1]
+
+    def upgrade_meta(self, meta):
+        """``meta`` (one model's, or one row per model) laid out as this version lays it out.
+
+        A meta without the entries added since streamrnn 0.1.0 (``META_ADDED``: derived
+        work offsets, the last entries) gets them, and every work offset and the work
+        size are recomputed from this layout (they are derived from the configuration,
+        and the work scratch grew) in every configured row (rows of zeros, a keyed
+        model's unused slots, stay zero); every other entry is kept, for the caller to
+        check.
+        A meta of current length is returned as it is; any other length raises
+        ValueError. Used for checkpoints of format 1 and for models pickled by 0.1.0.
+        """
+        n = meta.shape[-1]
+        if n == L.META_SIZE:
+            return meta
+        if n != L.META_SIZE - len(META_ADDED):
+            raise ValueError(
+                f"meta has {n} entries; this streamrnn reads {L.META_SIZE} "
+                f"(or {L.META_SIZE - len(META_ADDED)}, as streamrnn 0.1.0 wrote them)"
+            )
+        new = np.zeros(meta.shape[:-1] + (L.META_SIZE,), dtype=meta.dtype)
+        new[..., :n] = meta
+        built = new[..., L.P] != 0  # rows never configured (a keyed model's free slots) stay zero
+        offsets, size = self.work_offsets
+        for idx, off in (*offsets.items(), (L.W_SIZE, size)):
+            new[..., idx] = np.where(built, off, 0)
+        return new
 
     def fill_meta(self, meta, loss, nesterov, centered):
         """Write configuration and offsets into a zeroed ``meta``."""

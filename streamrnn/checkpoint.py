@@ -6,7 +6,7 @@ metadata": ``write`` and ``read`` know nothing about models; ``engine_arrays``,
 ``construct`` and ``restore_engine`` add what every engine built on ``kernels.layout``
 needs.
 
-File format, version 1
+File format, version 2
 ----------------------
 A zip archive of uncompressed ``.npy`` members, so ``numpy.load(path,
 allow_pickle=False)`` opens it:
@@ -15,8 +15,8 @@ allow_pickle=False)`` opens it:
     a 0-d unicode array holding one JSON object (``print(np.load(path, allow_pickle=False)["__header__"])``
     shows it)::
 
-        {"format": "streamrnn-checkpoint", "format_version": 1,
-         "library_version": "0.1.0", "kind": "StreamRNN",
+        {"format": "streamrnn-checkpoint", "format_version": 2,
+         "library_version": "0.2.0", "kind": "StreamRNN",
          "config": {...the constructor arguments...},
          "extra": {...free JSON metadata...},
          "arrays": {"<name>": {"dtype": "<f8", "shape": [n, ...]}, ...},
@@ -44,7 +44,9 @@ optimizer moments, last gradient, transposed weights), ``slab`` (h, and c for an
 the window start states and the ring buffer of inputs, targets and target flags) and
 ``counts`` (steps, hence the ring position). Loading rebuilds the model from the config,
 checks every array against the rebuilt one (dtype, shape, configuration entries, counter
-ranges, finite values), then copies them in. Other objects store their own config,
+ranges, finite values), then copies them in. Version 1 (streamrnn 0.1.0) differs only
+in ``meta``, which lacked its last entries (work offsets derived from the config); they
+are recomputed on loading, so version-1 files and states still load. Other objects store their own config,
 extra metadata (feature names, class labels...) and arrays next to an engine's, whose
 names ``engine_arrays(model, prefix)`` prefixes.
 
@@ -95,7 +97,10 @@ from .kernels import layout as L
 from .kernels.tbptt import refresh_transposed
 
 FORMAT = "streamrnn-checkpoint"
-FORMAT_VERSION = 2  # 2: meta gained the W_TGI work offset (META_SIZE 50)
+FORMAT_VERSION = 2
+# versions this reader reads: 1 (streamrnn 0.1.0) lacks meta's last entries, derived work
+# offsets that ``restore_engine`` recomputes (``cells.Layout.upgrade_meta``)
+READ_VERSIONS = (1, 2)
 HEADER = "__header__"
 
 _NAME = re.compile(r"^(?!__)[A-Za-z0-9_][A-Za-z0-9_.\-]{0,199}$")
@@ -525,10 +530,11 @@ def _parse_header(text, where):
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise CheckpointError(f"{where}: not a streamrnn checkpoint: its header has no format {FORMAT!r}")
     version = header.get("format_version")
-    if version != FORMAT_VERSION or isinstance(version, bool):
+    if version not in READ_VERSIONS or not isinstance(version, int) or isinstance(version, bool):
         raise CheckpointError(
             f"{where}: unknown checkpoint format version {version!r} (written by streamrnn "
-            f"{header.get('library_version')!r}; this streamrnn {__version__} reads version {FORMAT_VERSION})"
+            f"{header.get('library_version')!r}; this streamrnn {__version__} reads versions "
+            f"{', '.join(map(str, READ_VERSIONS))})"
         )
     types = {
         "library_version": str,
@@ -761,6 +767,18 @@ def construct(cls, config, expected, where):
         raise CheckpointError(f"{where}: invalid configuration in checkpoint: {exc}") from None
 
 
+def upgraded_meta(stored, own, layout):
+    """A stored ``meta`` of format 1 (streamrnn 0.1.0: fewer entries, the new ones derived
+    work offsets) laid out as ``own`` is, by ``layout.upgrade_meta``; anything else as it
+    is, for the caller's shape check to name."""
+    if stored.dtype == own.dtype and stored.shape[:-1] == own.shape[:-1] and stored.shape != own.shape:
+        try:
+            return layout.upgrade_meta(stored)
+        except ValueError:
+            pass
+    return stored
+
+
 def restore_engine(model, arrays, where, prefix=""):
     """Copy the stored engine arrays into ``model``, freshly built from the stored config.
 
@@ -776,6 +794,8 @@ def restore_engine(model, arrays, where, prefix=""):
     for name in ENGINE_ARRAYS:
         if arrays[name] is None:
             raise CheckpointError(f"{where}: the checkpoint has no array {prefix + name!r}")
+        if name == "meta":
+            arrays["meta"] = upgraded_meta(arrays["meta"], model._meta, model._layout)
         have, own = arrays[name], getattr(model, "_" + name)
         if have.dtype != own.dtype or have.shape != own.shape:
             raise CheckpointError(
@@ -832,5 +852,6 @@ __all__ = [
     "loads",
     "read",
     "restore_engine",
+    "upgraded_meta",
     "write",
 ]

@@ -385,6 +385,7 @@ class StreamRNN:
     def __setstate__(self, state):
         self.__dict__.update(state)
         _own_arrays(self)
+        self._meta = self._layout.upgrade_meta(self._meta)  # pickled by 0.1.0: fewer entries
         self._alloc_work()
 
     # ------------------------------------------------------------------ checkpoints

@@ -242,6 +242,9 @@ class KeyedStreamRNN:
     def __setstate__(self, state):
         self.__dict__.update(state)
         _own_arrays(self)
+        for name in ("_meta", "_init_meta"):  # pickled by 0.1.0: fewer entries
+            if isinstance(getattr(self, name, None), np.ndarray):
+                setattr(self, name, self._layout.upgrade_meta(getattr(self, name)))
         self._alloc_work()
 
     _as_vector = StreamRNN._as_vector
@@ -324,6 +327,8 @@ class KeyedStreamRNN:
             have, own = arrays.get(prefix + n), getattr(self, "_" + n)
             if have is None:
                 raise CheckpointError(f"{where}: the checkpoint has no array {prefix + n!r}")
+            if n in ("meta", "init_meta"):
+                have = checkpoint.upgraded_meta(have, own, self._layout)
             if have.dtype != own.dtype or have.shape != own.shape:
                 raise CheckpointError(
                     f"{where}: array {prefix + n!r} is {have.dtype} {have.shape}, but the stored configuration "

@@ -131,11 +131,11 @@ ERR_CODE = 3
 WIN_SLOT = 4
 WIN_LEN = 5
 WIN_VERSION = 6
-# partial sums of ``linalg.sum_squares`` (float64 bits in int64 slots: read through
-# ``lanes(iwork)``); their number fixes the order of every norm the kernels take
-LANES = 7
+# N_LANES partial sums of ``linalg.sum_squares`` from OFF_LANES on (float64 bits in int64
+# slots: read through ``tbptt.lanes(iwork)``); their number fixes the order of every norm
+OFF_LANES = 7
 N_LANES = 32
-IWORK_SIZE = LANES + N_LANES
+IWORK_SIZE = OFF_LANES + N_LANES
 
 
 def fmeta_size(k2, hist):

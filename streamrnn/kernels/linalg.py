@@ -175,15 +175,7 @@ def column_sums_add(out, cols, a, a_stride, n):
 
 
 @jit
-def transpose_into(w, rows, cols, wt):
-    """Copy a row-major ``W (rows, cols)`` into its column-major copy.
-
-    Shapes: w (rows*cols,); wt (cols*rows,).
-    Math: wt[c*rows + r] = w[r*cols + c], eight rows at a time, so each column writes
-    eight adjacent entries (a cache line in float64) rather than one entry per line
-    (measured 3x faster at 192 x 64).
-    Writes: wt.
-    """
+def _transpose(w, rows, cols, wt, add):
     r = 0
     while r + 8 <= rows:
         w0 = w[r * cols : (r + 1) * cols]
@@ -196,20 +188,57 @@ def transpose_into(w, rows, cols, wt):
         w7 = w[(r + 7) * cols : (r + 8) * cols]
         for c in range(cols):
             o = wt[c * rows + r : c * rows + r + 8]
-            o[0] = w0[c]
-            o[1] = w1[c]
-            o[2] = w2[c]
-            o[3] = w3[c]
-            o[4] = w4[c]
-            o[5] = w5[c]
-            o[6] = w6[c]
-            o[7] = w7[c]
+            if add:
+                o[0] += w0[c]
+                o[1] += w1[c]
+                o[2] += w2[c]
+                o[3] += w3[c]
+                o[4] += w4[c]
+                o[5] += w5[c]
+                o[6] += w6[c]
+                o[7] += w7[c]
+            else:
+                o[0] = w0[c]
+                o[1] = w1[c]
+                o[2] = w2[c]
+                o[3] = w3[c]
+                o[4] = w4[c]
+                o[5] = w5[c]
+                o[6] = w6[c]
+                o[7] = w7[c]
         r += 8
     while r < rows:
         wr = w[r * cols : (r + 1) * cols]
         for c in range(cols):
-            wt[c * rows + r] = wr[c]
+            if add:
+                wt[c * rows + r] += wr[c]
+            else:
+                wt[c * rows + r] = wr[c]
         r += 1
+
+
+@jit
+def transpose_into(w, rows, cols, wt):
+    """Copy a row-major ``W (rows, cols)`` into its column-major copy.
+
+    Shapes: w (rows*cols,); wt (cols*rows,).
+    Math: wt[c*rows + r] = w[r*cols + c], eight rows at a time, so each column writes
+    eight adjacent entries (a cache line in float64) rather than one entry per line
+    (measured 3x faster at 192 x 64).
+    Writes: wt.
+    """
+    _transpose(w, rows, cols, wt, False)
+
+
+@jit
+def transpose_add(w, rows, cols, wt):
+    """Add a row-major ``W (rows, cols)`` to the column-major ``wt``: wt[c*rows + r] +=
+    w[r*cols + c] (as ``transpose_into``, eight rows at a time).
+
+    Shapes: w (rows*cols,); wt (cols*rows,).
+    Writes: wt.
+    """
+    _transpose(w, rows, cols, wt, True)
 
 
 @jit

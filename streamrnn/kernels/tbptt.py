@@ -22,7 +22,15 @@ from .._config import jit
 from . import layout as L
 from .elman import elman_backward_step, elman_forward_step
 from .gru import gru_backward_step, gru_forward_step
-from .linalg import column_sums_add, copy_into, first_nonfinite, gemm_tn_add, sum_squares, transpose_into
+from .linalg import (
+    column_sums_add,
+    copy_into,
+    first_nonfinite,
+    gemm_tn_add,
+    sum_squares,
+    transpose_add,
+    transpose_into,
+)
 from .losses import (
     head_output,
     loss_and_grad,
@@ -43,8 +51,9 @@ def readout_offset(meta):
 
 @jit
 def lanes(iwork):
-    """The float64 scratch of ``sum_squares``: iwork's LANES slots, read as float64."""
-    return iwork[L.LANES : L.LANES + L.N_LANES].view(np.float64)
+    """The float64 scratch of ``sum_squares``: iwork[OFF_LANES : OFF_LANES + N_LANES],
+    read as float64 (no copy)."""
+    return iwork[L.OFF_LANES : L.OFF_LANES + L.N_LANES].view(np.float64)
 
 
 @jit
@@ -100,12 +109,13 @@ def accumulate_weight_grads(meta, mem, work, t_w):
 
     Shapes: work holds DGI, DGH (K2, G*H) (one row per step), XW (K2, D), the window
     states (K2 + 1, S) and TGI (D, G*H) scratch.
-    Math: dW_ih = (XW^T DGI)^T;  dW_hh += DGH^T [h_0 .. h_{T-1}];  db_ih += DGI^T 1;
-          db_hh += DGH^T 1. dW_ih is built transposed in TGI and then copied: its rows
+    Math: dW_ih += (XW^T DGI)^T;  dW_hh += DGH^T [h_0 .. h_{T-1}];  db_ih += DGI^T 1;
+          db_hh += DGH^T 1. dW_ih is summed transposed in TGI and then added: its rows
           are only D wide, too short for the column loop of ``gemm_tn_add`` to run in
-          SIMD (measured 0.37 -> 0.05 us per sample at D=8, H=64); every entry is the
-          same sum in the same order either way.
-    Writes: the gradient in mem (dW_ih overwritten, the rest accumulated); TGI.
+          SIMD (measured 0.37 -> 0.05 us per sample at D=8, H=64). On a zeroed gradient
+          (as ``tbptt_update`` calls it) every entry is the same sum in the same order
+          as ``gemm_tn_add`` on the gradient itself.
+    Writes: the gradient in mem (accumulated); TGI.
     """
     d = meta[L.D]
     h = meta[L.H]
@@ -123,7 +133,7 @@ def accumulate_weight_grads(meta, mem, work, t_w):
     for i in range(d * gh_w):
         tgi[i] = 0.0
     gemm_tn_add(tgi, d, gh_w, work[meta[L.W_XW] :], d, dgi, gh_w, t_w)
-    transpose_into(tgi, d, gh_w, mem[g0:o_hh])
+    transpose_add(tgi, d, gh_w, mem[g0:o_hh])
     gemm_tn_add(mem[o_hh:o_bih], gh_w, h, dgh, gh_w, work[meta[L.W_STATES] :], meta[L.S], t_w)
     column_sums_add(mem[o_bih:o_bhh], gh_w, dgi, gh_w, t_w)
     column_sums_add(mem[o_bhh : o_bhh + gh_w], gh_w, dgh, gh_w, t_w)
@@ -293,7 +303,8 @@ def tbptt_update(meta, fmeta, mem, row, count, work, iwork, slot):
     weights (recorded as the samples arrived when k1 == k2, else re-run); loss = mean of
     the per-step losses of the target steps among the last min(K1, T); gradients flow
     back through every step of the window; lags[k] = ||dL/dh_{T-1-k}||.
-    Writes: the gradient, then (if finite) params, moments, wt; meta counters; fmeta stats.
+    Writes: the gradient, then (if finite) params, moments, wt; meta counters; fmeta stats;
+    scratch in work (the window, TGI) and iwork (the lanes of the norms).
     """
     d = meta[L.D]
     h = meta[L.H]
@@ -399,7 +410,8 @@ def tbptt_update(meta, fmeta, mem, row, count, work, iwork, slot):
 def finish_update(meta, fmeta, mem, iwork, loss_value, gnorm, t_w):
     """Skip a non-finite update, else clip, step the optimizer and record statistics.
 
-    Writes: mem (params, moments, wt), meta counters, fmeta statistics and history.
+    Writes: mem (params, moments, wt), meta counters, fmeta statistics and history; the
+    lanes of the weight norm in iwork.
     """
     fmeta[L.LAST_LOSS] = loss_value
     fmeta[L.LAST_GNORM] = gnorm

@@ -7,7 +7,15 @@ bit for bit with a NumPy loop that adds the same terms in the same order.
 import numpy as np
 import pytest
 
-from streamrnn.kernels.linalg import gemm_tn_add, gemv_colmajor_add, gemv_rowmajor_t_add, sum_squares, transpose_into
+from streamrnn.kernels.linalg import (
+    copy_into,
+    gemm_tn_add,
+    gemv_colmajor_add,
+    gemv_rowmajor_t_add,
+    sum_squares,
+    transpose_add,
+    transpose_into,
+)
 
 SHAPES = [(1, 1), (3, 5), (4, 4), (7, 9), (8, 8), (13, 3), (192, 64), (195, 13)]
 
@@ -19,6 +27,17 @@ def test_transpose_into(rows, cols, dtype):
     wt = np.full(rows * cols, np.nan, dtype=dtype)
     transpose_into(w, rows, cols, wt)
     np.testing.assert_array_equal(wt.reshape(cols, rows), w.reshape(rows, cols).T)
+    before = wt.copy()
+    transpose_add(w, rows, cols, wt)
+    np.testing.assert_array_equal(wt.reshape(cols, rows), before.reshape(cols, rows) + w.reshape(rows, cols).T)
+
+
+@pytest.mark.parametrize("n", [0, 1, 7, 64, 100])
+def test_copy_into_copies_exactly_n_values(n):
+    src = np.arange(n + 3, dtype=np.float64)
+    dst = np.full(n + 3, -1.0)
+    copy_into(dst, src, n)
+    assert dst[:n].tolist() == src[:n].tolist() and dst[n:].tolist() == [-1.0] * 3
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -78,3 +97,10 @@ def test_sum_squares_adds_lanes_in_the_stated_order(n, width, dtype):
     got = sum_squares(v, n, scratch)
     assert got == expected  # bit for bit
     assert got == pytest.approx(float(np.sum(sq)), rel=1e-13, abs=0.0)
+
+
+def test_sum_squares_of_float32_values_too_large_to_square_in_float32():
+    v = np.array([3e19, -1e20, 2.0], dtype=np.float32)  # squares overflow float32, not float64
+    got = sum_squares(v, 3, np.zeros(32))
+    assert np.isfinite(got)
+    assert got == pytest.approx(sum(float(a) ** 2 for a in v), rel=1e-15)
