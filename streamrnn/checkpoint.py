@@ -46,9 +46,9 @@ the window start states and the ring buffer of inputs, targets and target flags)
 checks every array against the rebuilt one (dtype, shape, configuration entries, counter
 ranges, finite values), then copies them in. Version 1 (streamrnn 0.1.0) differs only
 in ``meta``, which lacked its last entries (work offsets derived from the config); they
-are recomputed on loading, so version-1 files and states still load. Other objects store their own config,
-extra metadata (feature names, class labels...) and arrays next to an engine's, whose
-names ``engine_arrays(model, prefix)`` prefixes.
+are recomputed on loading, so version-1 files and states still load. Other objects
+store their own config, extra metadata (feature names, class labels...) and arrays next
+to an engine's, whose names ``engine_arrays(model, prefix)`` prefixes.
 
 Writing goes to a temporary file in the target's directory, which is flushed and
 fsynced, then renamed over the target (an atomic replace), and the directory is fsynced

@@ -175,7 +175,15 @@ def column_sums_add(out, cols, a, a_stride, n):
 
 
 @jit
-def _transpose(w, rows, cols, wt, add):
+def transpose_into(w, rows, cols, wt):
+    """Copy a row-major ``W (rows, cols)`` into its column-major copy.
+
+    Shapes: w (rows*cols,); wt (cols*rows,).
+    Math: wt[c*rows + r] = w[r*cols + c], eight rows at a time, so each column writes
+    eight adjacent entries (a cache line in float64) rather than one entry per line
+    (measured 3x faster at 192 x 64).
+    Writes: wt.
+    """
     r = 0
     while r + 8 <= rows:
         w0 = w[r * cols : (r + 1) * cols]
@@ -188,57 +196,35 @@ def _transpose(w, rows, cols, wt, add):
         w7 = w[(r + 7) * cols : (r + 8) * cols]
         for c in range(cols):
             o = wt[c * rows + r : c * rows + r + 8]
-            if add:
-                o[0] += w0[c]
-                o[1] += w1[c]
-                o[2] += w2[c]
-                o[3] += w3[c]
-                o[4] += w4[c]
-                o[5] += w5[c]
-                o[6] += w6[c]
-                o[7] += w7[c]
-            else:
-                o[0] = w0[c]
-                o[1] = w1[c]
-                o[2] = w2[c]
-                o[3] = w3[c]
-                o[4] = w4[c]
-                o[5] = w5[c]
-                o[6] = w6[c]
-                o[7] = w7[c]
+            o[0] = w0[c]
+            o[1] = w1[c]
+            o[2] = w2[c]
+            o[3] = w3[c]
+            o[4] = w4[c]
+            o[5] = w5[c]
+            o[6] = w6[c]
+            o[7] = w7[c]
         r += 8
     while r < rows:
         wr = w[r * cols : (r + 1) * cols]
         for c in range(cols):
-            if add:
-                wt[c * rows + r] += wr[c]
-            else:
-                wt[c * rows + r] = wr[c]
+            wt[c * rows + r] = wr[c]
         r += 1
 
 
 @jit
-def transpose_into(w, rows, cols, wt):
-    """Copy a row-major ``W (rows, cols)`` into its column-major copy.
-
-    Shapes: w (rows*cols,); wt (cols*rows,).
-    Math: wt[c*rows + r] = w[r*cols + c], eight rows at a time, so each column writes
-    eight adjacent entries (a cache line in float64) rather than one entry per line
-    (measured 3x faster at 192 x 64).
-    Writes: wt.
-    """
-    _transpose(w, rows, cols, wt, False)
-
-
-@jit
 def transpose_add(w, rows, cols, wt):
-    """Add a row-major ``W (rows, cols)`` to the column-major ``wt``: wt[c*rows + r] +=
-    w[r*cols + c] (as ``transpose_into``, eight rows at a time).
+    """Add a row-major ``W (rows, cols)`` to the column-major ``wt``.
 
     Shapes: w (rows*cols,); wt (cols*rows,).
+    Math: wt[c*rows + r] += w[r*cols + c], one row of W at a time (for small matrices:
+    ``accumulate_weight_grads`` adds the D x G*H input-weight gradient once a window).
     Writes: wt.
     """
-    _transpose(w, rows, cols, wt, True)
+    for r in range(rows):
+        wr = w[r * cols : (r + 1) * cols]
+        for c in range(cols):
+            wt[c * rows + r] += wr[c]
 
 
 @jit

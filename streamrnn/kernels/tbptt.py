@@ -377,6 +377,7 @@ def tbptt_update(meta, fmeta, mem, row, count, work, iwork, slot):
     for i in range(s_w):
         ds[i] = 0.0
     lags = fmeta[L.F_LAGS : L.F_LAGS + k2]
+    sq_lanes = lanes(iwork)
     dgi_all = work[meta[L.W_DGI] : meta[L.W_DGI] + gh_w * k2]
     dgh_all = dgi_all
     if meta[L.CELL] == L.GRU:
@@ -386,7 +387,7 @@ def tbptt_update(meta, fmeta, mem, row, count, work, iwork, slot):
         s_next = states[(t + 1) * s_w : (t + 2) * s_w]
         if t >= first_loss_step and row[mask0 + p] != 0.0:
             readout_backward(mem, grad, off_ro, h, o_w, s_next[:h], dlogits[t * o_w : (t + 1) * o_w], ds[:h])
-        lags[t_w - 1 - t] = math.sqrt(sum_squares(ds, h, lanes(iwork)))
+        lags[t_w - 1 - t] = math.sqrt(sum_squares(ds, h, sq_lanes))
         cell_backward(
             meta,
             mem,
@@ -402,7 +403,7 @@ def tbptt_update(meta, fmeta, mem, row, count, work, iwork, slot):
     accumulate_weight_grads(meta, mem, work, t_w)
     for k in range(t_w, k2):
         lags[k] = 0.0
-    gnorm = math.sqrt(sum_squares(grad, n_p, lanes(iwork)))
+    gnorm = math.sqrt(sum_squares(grad, n_p, sq_lanes))
     finish_update(meta, fmeta, mem, iwork, loss_value, gnorm, t_w)
 
 
